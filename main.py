@@ -1,0 +1,28 @@
+"""Latentgraph entry point: `python main.py` serves the editor, `python main.py run WORKFLOW` runs headless."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the headless runner or the server; imports stay lazy so start-up is cheap."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "run":
+        from cli.run import main as run_main
+
+        return run_main(args[1:])
+    try:
+        from server.main import main as serve_main
+    except ModuleNotFoundError as missing:
+        if missing.name not in ("server.main", "server"):
+            raise
+        print("The server is not built yet. Run a workflow headless instead:\n"
+              "  python main.py run WORKFLOW [--set NODE.INPUT=VALUE ...] "
+              "[--output-directory DIR] [--base-directory DIR]")
+        return 0
+    return serve_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
