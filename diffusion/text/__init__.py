@@ -1,0 +1,1 @@
+"""Text encoding for Stable Diffusion: tokenizer, prompt weights, CLIP text encoders, conversions."""
