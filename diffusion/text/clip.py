@@ -1,0 +1,104 @@
+"""The CLIP value that flows between nodes: tokenizers plus one or two text encoders of a family.
+
+Tokens are ``{key: [chunk, …]}`` with keys ``"l"`` (CLIP-L), ``"h"`` (OpenCLIP ViT-H) and ``"g"``
+(OpenCLIP bigG), each chunk 77 ``(token, weight)`` pairs. SDXL conditioning is CLIP-L ⊕ bigG
+features; its pooled output comes from bigG's projection.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from diffusion.text.embeddings import EmbeddingLibrary
+from diffusion.text.encoder import TextEncoder
+from diffusion.text.tokenizer import Chunk, EmbeddingResolver, SDTokenizer
+
+Tokens = dict[str, list[Chunk]]
+
+
+class CLIP:
+    """Copy-on-write text-encoder handle: clones share the networks and differ only in settings."""
+
+    def __init__(
+        self,
+        family: str,
+        encoders: list[TextEncoder],
+        embeddings: EmbeddingResolver | None = None,
+    ) -> None:
+        if not encoders:
+            raise ValueError("a CLIP needs at least one text encoder")
+        self.family = family
+        self.encoders = {encoder.slot.token_key: encoder for encoder in encoders}
+        self.tokenizers = {
+            key: SDTokenizer(key, encoder.slot.pad_token) for key, encoder in self.encoders.items()
+        }
+        self.embeddings = embeddings
+        self.layer_idx: int | None = None
+
+    # settings -------------------------------------------------------------------------------
+    def clone(self) -> CLIP:
+        """A new handle sharing the networks and tokenizers; settings changes stay on the clone."""
+        other = copy.copy(self)
+        other.encoders = dict(self.encoders)
+        other.tokenizers = dict(self.tokenizers)
+        return other
+
+    def set_last_layer(self, layer: int) -> None:
+        """Clip skip: use hidden state `layer` (−1 last, −2 = A1111 "clip skip 2") of every encoder.
+
+        As in ComfyUI, an explicit layer replaces the family default (SD2/SDXL penultimate); whether
+        the final LayerNorm follows is the family's rule (SD1, SD2: yes; SDXL: no).
+        """
+        if not isinstance(layer, int) or layer >= 0:
+            raise ValueError(f"clip layer must be a negative integer (-1 = last layer), got {layer!r}")
+        self.layer_idx = layer
+
+    clip_layer = set_last_layer  # ComfyUI's spelling, used by custom nodes
+
+    def with_embedding_files(self, find_file: Callable[[str], Path | None]) -> CLIP:
+        """A clone that resolves ``embedding:NAME`` through `find_file` (a contained folder lookup)."""
+        other = self.clone()
+        widths = {key: encoder.width for key, encoder in self.encoders.items()}
+        other.embeddings = EmbeddingLibrary(find_file, widths)
+        return other
+
+    # tokenise / encode ----------------------------------------------------------------------
+    def tokenize(self, text: str, return_word_ids: bool = False, embeddings: EmbeddingResolver | None = None, **_: object) -> Tokens:
+        """Chunks for every encoder of the family (same text for all)."""
+        if return_word_ids:
+            raise NotImplementedError("return_word_ids is not supported")
+        resolver = embeddings if embeddings is not None else self.embeddings
+        return {key: tokenizer.tokenize_with_weights(text, resolver) for key, tokenizer in self.tokenizers.items()}
+
+    def empty_chunks(self, key: str, count: int) -> list[Chunk]:
+        return [self.encoders[key].empty_chunk() for _ in range(count)]
+
+    def encode_from_tokens(self, tokens: Tokens, return_pooled: bool = False, return_dict: bool = False):
+        """cond [1, 77·k, C] (C = sum of encoder widths), and the pooled output if asked."""
+        missing = [key for key in self.encoders if key not in tokens]
+        if missing:
+            raise ValueError(f"tokens lack {missing} for this {self.family} text encoder (have {sorted(tokens)})")
+        outputs = {key: encoder.encode(tokens[key], self.layer_idx) for key, encoder in self.encoders.items()}
+        conds = [cond for cond, _ in outputs.values()]
+        length = min(c.shape[1] for c in conds)  # SDXL l/g of different lengths: cut to the shorter
+        cond = torch.cat([c[:, :length] for c in conds], dim=-1)
+        pooled_key = "g" if "g" in outputs else next(iter(outputs))
+        pooled = outputs[pooled_key][1]
+        if return_dict:
+            return {"cond": cond, "pooled_output": pooled}
+        return (cond, pooled) if return_pooled else cond
+
+    def encode(self, text: str) -> torch.Tensor:
+        return self.encode_from_tokens(self.tokenize(text))
+
+    # accounting -----------------------------------------------------------------------------
+    def cache_size_bytes(self) -> int:
+        return sum(encoder.size_bytes() for encoder in self.encoders.values())
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{e.slot.name} w{e.width}×{e.arch.layers}" for e in self.encoders.values())
+        return f"CLIP({self.family}: {parts}, layer={self.layer_idx})"

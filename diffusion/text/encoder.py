@@ -1,0 +1,116 @@
+"""One CLIP text encoder as SD uses it: chunks in, weighted hidden states (and pooled output) out."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from diffusion.text.arch import CONTEXT_LENGTH, EncoderArch, EncoderSlot
+from diffusion.text.model import TextModel
+from diffusion.text.tokenizer import Chunk, EmbeddingVector
+
+# Stand-in id at textual-inversion slots before their vectors are swapped in; any id but EOS works
+# (transformers pools at the first EOS).
+_PLACEHOLDER_ID = 0
+
+
+class TextEncoder:
+    """A transformers CLIP text model plus the SD rules for which hidden state to use.
+
+    The model may be shared between clones; this wrapper never mutates it except for a forward
+    hook that lives only for the duration of one call with textual-inversion slots.
+    """
+
+    def __init__(self, slot: EncoderSlot, arch: EncoderArch, model: TextModel, manager=None) -> None:
+        self.slot = slot
+        self.arch = arch
+        self.model = model
+        self.manager = manager
+
+    @property
+    def width(self) -> int:
+        return self.arch.width
+
+    @property
+    def text_model(self):
+        """The bare transformer (transformers ≥ 5.6 flattened CLIPTextModel or `.text_model`)."""
+        return getattr(self.model, "text_model", self.model)
+
+    def empty_chunk(self) -> Chunk:
+        from diffusion.text.arch import BOS_TOKEN, EOS_TOKEN
+
+        chunk: Chunk = [(BOS_TOKEN, 1.0), (EOS_TOKEN, 1.0)]
+        return chunk + [(self.slot.pad_token, 1.0)] * (CONTEXT_LENGTH - 2)
+
+    def _place(self) -> torch.device:
+        if self.manager is not None:
+            self.manager.load(self.model, f"text encoder {self.slot.name}")
+        return next(self.model.parameters()).device
+
+    @torch.inference_mode()
+    def encode(self, chunks: list[Chunk], layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cond [1, 77·len(chunks), width] float32, pooled [1, P] float32 from the first chunk).
+
+        `layer` is a hidden-state index (−1 last, −2 penultimate, …); None uses the family default.
+        Weights are applied as ``z_empty + w·(z − z_empty)`` with z_empty the empty prompt's encoding.
+        """
+        if not chunks:
+            raise ValueError("nothing to encode: no token chunks")
+        layer = self.slot.default_layer if layer is None else layer
+        if layer == 0:
+            raise ValueError(f"{self.slot.name}: layer 0 is the embedding output, not a transformer layer")
+        if abs(layer) > self.arch.layers:
+            layer = -1  # a clip skip deeper than this encoder means its last layer (as ComfyUI does)
+        weighted = any(weight != 1.0 for chunk in chunks for _, weight in chunk)
+        batch = list(chunks) + ([self.empty_chunk()] if weighted else [])
+        device = self._place()
+        ids = torch.tensor(
+            [[_PLACEHOLDER_ID if isinstance(t, EmbeddingVector) else t for t, _ in chunk] for chunk in batch],
+            dtype=torch.long,
+            device=device,
+        )
+        with self._embedding_slots(batch, device):
+            out = self.model(input_ids=ids, output_hidden_states=True)
+        hidden = out.hidden_states[layer]
+        if self.slot.layer_norm_hidden:
+            hidden = self.text_model.final_layer_norm(hidden)
+        pooled = out.text_embeds if hasattr(out, "text_embeds") and out.text_embeds is not None else out.pooler_output
+        hidden = hidden.float()
+        if weighted:
+            weights = torch.tensor([[w for _, w in chunk] for chunk in chunks], dtype=hidden.dtype, device=hidden.device)
+            empty = hidden[-1:]
+            hidden = empty + weights[..., None] * (hidden[: len(chunks)] - empty)
+        cond = hidden[: len(chunks)].reshape(1, -1, hidden.shape[-1])
+        return cond.cpu(), pooled[:1].float().cpu()
+
+    @contextlib.contextmanager
+    def _embedding_slots(self, batch: list[Chunk], device: torch.device) -> Iterator[None]:
+        slots = [
+            (row, col, token.vector)
+            for row, chunk in enumerate(batch)
+            for col, (token, _) in enumerate(chunk)
+            if isinstance(token, EmbeddingVector)
+        ]
+        if not slots:
+            yield
+            return
+        for _, _, vector in slots:
+            if vector.shape[-1] != self.width:
+                raise ValueError(f"embedding vector width {vector.shape[-1]} does not match {self.slot.name} width {self.width}")
+
+        def replace(_module, _inputs, output: torch.Tensor) -> torch.Tensor:
+            output = output.clone()
+            for row, col, vector in slots:
+                output[row, col] = vector.to(device=output.device, dtype=output.dtype)
+            return output
+
+        handle = self.text_model.embeddings.token_embedding.register_forward_hook(replace)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def size_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.model.state_dict().values())

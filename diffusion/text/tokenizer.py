@@ -1,0 +1,151 @@
+"""Stable Diffusion tokenisation: weighted words → 77-token chunks with BOS/EOS and per-encoder padding.
+
+A prompt becomes a list of chunks; each chunk is 77 ``(token, weight)`` pairs:
+``BOS, up to 75 prompt tokens, EOS, padding``. A token is a vocabulary id, or an
+`EmbeddingVector` for a textual-inversion slot. Words of at most 7 tokens are moved whole to the
+next chunk rather than split (as ComfyUI does); longer words are split where the chunk ends.
+Text is normalised like open_clip's tokenizer (ftfy, HTML unescape twice, whitespace collapse,
+lowercase) so tokens equal the reference pipelines' on any input.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from diffusion.text.arch import BOS_TOKEN, CONTEXT_LENGTH, EOS_TOKEN
+from diffusion.text.prompt import parse_prompt_weights
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_PREFIX = "embedding:"
+MAX_UNSPLIT_WORD_TOKENS = 7
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingVector:
+    """One textual-inversion vector standing in a token slot (its width must match the encoder)."""
+
+    name: str
+    vector: torch.Tensor
+
+
+Token = int | EmbeddingVector
+Chunk = list[tuple[Token, float]]
+# Returns the embedding's vectors [n, width] for an encoder key ("l", "h", "g"), or None if unknown.
+EmbeddingResolver = Callable[[str, str], "torch.Tensor | None"]
+
+
+class EmbeddingNotFound(LookupError):
+    """A prompt names ``embedding:NAME`` that no embeddings folder holds."""
+
+
+def normalize_text(text: str) -> str:
+    """open_clip's cleaning: ftfy, HTML unescape twice, whitespace collapse, lowercase."""
+    import ftfy
+
+    text = html.unescape(html.unescape(ftfy.fix_text(text)))
+    return _WHITESPACE.sub(" ", text).strip().lower()
+
+
+def _word_pieces(text: str) -> list[str]:
+    return [word for word in _WHITESPACE.split(text) if word]
+
+
+class SDTokenizer:
+    """Prompt → chunks for one text encoder (`key` "l"/"h"/"g", pad id 49407 for CLIP-L, 0 for OpenCLIP)."""
+
+    def __init__(self, key: str, pad_token: int, hf_tokenizer=None) -> None:
+        self.key = key
+        self.pad_token = pad_token
+        self._hf = hf_tokenizer
+
+    @property
+    def hf(self):
+        if self._hf is None:
+            from diffusion.text.vocab import clip_tokenizer
+
+            self._hf = clip_tokenizer()
+        return self._hf
+
+    def encode_words(self, words: list[str]) -> list[list[int]]:
+        """BPE ids (no BOS/EOS) of already-normalised words; batched through the fast tokenizer."""
+        if not words:
+            return []
+        return [list(ids) for ids in self.hf(words, add_special_tokens=False)["input_ids"]]
+
+    def token_ids(self, text: str) -> list[int]:
+        """Ids of plain text without BOS/EOS or weighting syntax (normalised like open_clip)."""
+        return [i for ids in self.encode_words(_word_pieces(normalize_text(text))) for i in ids]
+
+    def weighted_word_groups(
+        self, text: str, embeddings: EmbeddingResolver | None = None
+    ) -> list[tuple[list[Token], float]]:
+        """Each word's tokens with its weight, in prompt order; ``embedding:NAME`` becomes vectors."""
+        groups: list[tuple[list[Token], float]] = []
+        for segment, weight in parse_prompt_weights(text):
+            pending: list[str] = []
+
+            def flush(pending: list[str] = pending, weight: float = weight) -> None:
+                words = _word_pieces(normalize_text(" ".join(pending)))
+                groups.extend((ids, weight) for ids in self.encode_words(words) if ids)
+                pending.clear()
+
+            for word in _word_pieces(segment):
+                if not word.startswith(EMBEDDING_PREFIX):
+                    pending.append(word)
+                    continue
+                flush()
+                name, trailing = _split_embedding_word(word[len(EMBEDDING_PREFIX):])
+                vectors = self._embedding(name, embeddings)
+                if vectors is not None:
+                    groups.append(([EmbeddingVector(name, v) for v in vectors], weight))
+                if trailing:
+                    pending.append(trailing)
+            flush()
+        return groups
+
+    def _embedding(self, name: str, embeddings: EmbeddingResolver | None) -> torch.Tensor | None:
+        vectors = embeddings(name, self.key) if embeddings is not None and name else None
+        if vectors is None:
+            log.warning("embedding %r not found in the embeddings folders; the word is ignored", name)
+        return vectors
+
+    def tokenize_with_weights(self, text: str, embeddings: EmbeddingResolver | None = None) -> list[Chunk]:
+        """Chunks of exactly 77 (token, weight) pairs; at least one chunk, even for an empty prompt."""
+        room = CONTEXT_LENGTH - 2
+        chunks: list[Chunk] = []
+        current: Chunk = []
+
+        def close() -> None:
+            nonlocal current
+            chunk = [(BOS_TOKEN, 1.0), *current, (EOS_TOKEN, 1.0)]
+            chunk += [(self.pad_token, 1.0)] * (CONTEXT_LENGTH - len(chunk))
+            chunks.append(chunk)
+            current = []
+
+        for tokens, weight in self.weighted_word_groups(text, embeddings):
+            pairs = [(token, weight) for token in tokens]
+            if len(current) + len(pairs) > room and len(pairs) <= MAX_UNSPLIT_WORD_TOKENS and current:
+                close()
+            while len(current) + len(pairs) > room:
+                take = room - len(current)
+                current.extend(pairs[:take])
+                pairs = pairs[take:]
+                close()
+            current.extend(pairs)
+        if current or not chunks:
+            close()
+        return chunks
+
+
+def _split_embedding_word(rest: str) -> tuple[str, str]:
+    """``name,`` → (``name``, ``,``): trailing commas belong to the prompt, not the file name."""
+    name = rest.rstrip(",")
+    return name, rest[len(name):]

@@ -1,0 +1,98 @@
+"""load_clip builds the family's encoders from checkpoint keys; errors are clear."""
+
+import pytest
+import torch
+
+from diffusion.text.arch import TextEncoderError
+from diffusion.text.loader import load_clip, load_clip_from_state_dicts
+from diffusion.text.tiny import tiny_text_arch_overrides, tiny_text_encoder_state_dict
+
+WIDTH = {"sd1": 32, "sd2": 32, "sdxl": 96, "sdxl-refiner": 64}
+POOLED = {"sd1": 32, "sd2": 32, "sdxl": 64, "sdxl-refiner": 64}
+
+
+@pytest.mark.parametrize("family", sorted(WIDTH))
+def test_load_clip_encodes_every_family(family):
+    clip = load_clip(tiny_text_encoder_state_dict(family, 0), family, tiny_text_arch_overrides(family))
+    cond, pooled = clip.encode_from_tokens(clip.tokenize("a photo of a cat"), return_pooled=True)
+    assert cond.shape == (1, 77, WIDTH[family])
+    assert pooled.shape == (1, POOLED[family])
+    assert cond.dtype == torch.float32 and torch.isfinite(cond).all()
+
+
+def test_load_clip_accepts_json_metadata_string():
+    clip = load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", '{"text": {"clip_l": {"heads": 4}}}')
+    assert clip.encoders["l"].arch.heads == 4
+
+
+def test_tiny_widths_without_head_override_are_refused():
+    with pytest.raises(TextEncoderError, match="latentgraph.arch"):
+        load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1")
+
+
+def test_unknown_override_key_is_refused():
+    with pytest.raises(TextEncoderError, match="unknown keys"):
+        load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", {"text": {"clip_l": {"head": 4}}})
+
+
+def test_missing_text_encoder_is_reported():
+    with pytest.raises(TextEncoderError, match="no clip_g"):
+        load_clip(tiny_text_encoder_state_dict("sd1", 0), "sdxl-refiner", tiny_text_arch_overrides("sdxl-refiner"))
+
+
+def test_truncated_encoder_is_reported():
+    state = tiny_text_encoder_state_dict("sd2", 0)
+    del state["cond_stage_model.model.transformer.resblocks.5.mlp.c_fc.bias"]
+    with pytest.raises(TextEncoderError, match="missing"):
+        load_clip(state, "sd2", tiny_text_arch_overrides("sd2"))
+
+
+def test_old_sd1_layout_without_text_model_prefix_loads():
+    state = tiny_text_encoder_state_dict("sd1", 0)
+    old = {k.replace("transformer.text_model.", "transformer."): v for k, v in state.items()}
+    reference = load_clip(state, "sd1", tiny_text_arch_overrides("sd1"))
+    clip = load_clip(old, "sd1", tiny_text_arch_overrides("sd1"))
+    tokens = clip.tokenize("same weights")
+    assert torch.equal(clip.encode_from_tokens(tokens), reference.encode_from_tokens(tokens))
+
+
+def test_same_dtype_weights_are_shared_not_copied():
+    state = tiny_text_encoder_state_dict("sd1", 0)
+    clip = load_clip(state, "sd1", tiny_text_arch_overrides("sd1"))
+    weight = clip.encoders["l"].text_model.final_layer_norm.weight
+    assert weight.data_ptr() == state["cond_stage_model.transformer.text_model.final_layer_norm.weight"].data_ptr()
+
+
+def test_bf16_load_on_request():
+    clip = load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", tiny_text_arch_overrides("sd1"), dtype=torch.bfloat16)
+    assert clip.encoders["l"].text_model.final_layer_norm.weight.dtype == torch.bfloat16
+    assert clip.encode(" a cat").dtype == torch.float32
+
+
+def _strip(state, prefix):
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def test_separate_files_make_the_right_family():
+    sdxl = tiny_text_encoder_state_dict("sdxl", 0)
+    clip_l = _strip(sdxl, "conditioner.embedders.0.transformer.")  # HF layout: text_model.*
+    clip_g = _strip(sdxl, "conditioner.embedders.1.model.")  # OpenCLIP native layout
+    over = tiny_text_arch_overrides("sdxl")
+    dual = load_clip_from_state_dicts([clip_g, clip_l], [over, over])
+    assert dual.family == "sdxl"
+    full = load_clip(sdxl, "sdxl", over)
+    tokens = full.tokenize("a red fox")
+    assert torch.allclose(dual.encode_from_tokens(tokens), full.encode_from_tokens(tokens))
+    assert load_clip_from_state_dicts([clip_l], [over]).family == "sd1"
+    assert load_clip_from_state_dicts([clip_g], [over]).family == "sdxl-refiner"
+    with pytest.raises(TextEncoderError, match="not sd2"):
+        load_clip_from_state_dicts([clip_l], [over], family="sd2")
+    with pytest.raises(TextEncoderError, match="twice|once"):
+        load_clip_from_state_dicts([clip_l, clip_l], [over, over])
+
+
+def test_flattened_hf_file_loads():
+    sd1 = tiny_text_encoder_state_dict("sd1", 0)
+    flat = _strip(sd1, "cond_stage_model.transformer.text_model.")
+    clip = load_clip_from_state_dicts([flat], [tiny_text_arch_overrides("sd1")])
+    assert clip.family == "sd1"
