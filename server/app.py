@@ -1,0 +1,99 @@
+"""Builds the aiohttp application around a Runtime: routes, guards, queue, hub and worker.
+
+`build_app(runtime, config)` is what `server.main` serves and what the tests start on a
+loopback port; it creates no globals, so several servers can live in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server.context import CONTEXT, ServerConfig, ServerContext
+from server.hub import WebSocketHub
+from server.jobs import JobQueue
+from server.routes import files, info, queue, static, userdata, ws
+from server.security import (LOOPBACK_NAMES, SecurityPolicy, error_middleware,
+                             security_headers_middleware, security_middleware)
+from server.store import JobStore
+from server.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "latentgraph-queue.sqlite3"
+API_ROUTES = (*queue.ROUTES, *info.ROUTES, *files.ROUTES, *userdata.ROUTES, *ws.ROUTES)
+
+
+def free_memory_function(runtime: Any) -> Any:
+    """What POST /free does, between prompts: drop cached outputs and/or unload models."""
+
+    def free(unload_models: bool, free_memory: bool) -> None:
+        if free_memory and runtime.cache is not None:
+            runtime.cache.clear()
+        manager = getattr(runtime.services, "model_manager", None)
+        if (unload_models or free_memory) and manager is not None:
+            for name in ("unload_all", "unload_all_models", "free_all"):
+                method = getattr(manager, name, None)
+                if callable(method):
+                    method()
+                    break
+
+    return free
+
+
+def policy_from_config(config: ServerConfig) -> SecurityPolicy:
+    return SecurityPolicy(token=config.token,
+                          allowed_host_names=LOOPBACK_NAMES | config.allowed_host_names,
+                          cors_origins=config.cors_origins)
+
+
+def build_app(runtime: Any, config: ServerConfig) -> web.Application:
+    """The application; the worker thread starts with the app and stops with it."""
+    paths = runtime.services.paths
+    store = JobStore(Path(paths.user_directory) / DATABASE_NAME)
+    for job in store.recover_after_crash():
+        log.warning("job %s was running when the server stopped; marked failed", job.prompt_id)
+    hub = WebSocketHub(None)
+    job_queue = JobQueue(store, on_change=lambda: hub.post(hub.status_changed))
+    worker = Worker(job_queue, hub, runtime.executor, free_memory_function(runtime))
+    ctx = ServerContext(runtime=runtime, config=config, queue=job_queue, hub=hub, worker=worker)
+    hub.status_provider = ctx.status
+
+    app = web.Application(
+        client_max_size=config.max_upload_bytes + 1024 * 1024,
+        middlewares=[error_middleware, security_headers_middleware(),
+                     security_middleware(policy_from_config(config))])
+    app[CONTEXT] = ctx
+    for method, path, handler in API_ROUTES:
+        app.router.add_route(method, path, handler)
+        app.router.add_route(method, "/api" + path, handler)
+    for method, path, handler in static.STATIC_ROUTES:
+        app.router.add_route(method, path, handler)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_cleanup)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    ctx = app[CONTEXT]
+    ctx.hub.loop = asyncio.get_running_loop()
+    ctx.started = ctx.hub.loop.time()
+    ctx.worker.start()
+
+
+async def _shutdown(app: web.Application) -> None:
+    await app[CONTEXT].hub.close_all()
+
+
+async def _cleanup(app: web.Application) -> None:
+    ctx = app[CONTEXT]
+    finished = await asyncio.to_thread(ctx.worker.stop, 15.0)
+    if finished:
+        ctx.queue.store.close()
+    else:
+        log.warning("the running prompt did not stop in time; it will be marked failed on restart")

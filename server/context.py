@@ -1,0 +1,62 @@
+"""Everything a request handler needs, passed through the aiohttp app (no global singletons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server.hub import WebSocketHub
+from server.jobs import JobQueue
+from server.worker import Worker
+
+
+@dataclass
+class ServerConfig:
+    """Network and limits, from the command line (see server.main)."""
+
+    hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    port: int = 8188
+    token: str | None = None
+    cors_origins: frozenset[str] = frozenset()
+    allowed_host_names: frozenset[str] = frozenset()
+    max_upload_bytes: int = 100 * 1024 * 1024
+    max_image_pixels: int = 64 * 1024 * 1024
+    web_root: Path | None = None
+
+    @property
+    def loopback_only(self) -> bool:
+        return all(host in ("127.0.0.1", "::1", "localhost") for host in self.hosts)
+
+
+@dataclass
+class ServerContext:
+    """The running server's parts; `request.app[CONTEXT]` in every handler."""
+
+    runtime: Any  # app.bootstrap.Runtime: registry, cache, services, executor, settings
+    config: ServerConfig
+    queue: JobQueue
+    hub: WebSocketHub
+    worker: Worker
+    started: float = 0.0
+
+    @property
+    def registry(self) -> Any:
+        return self.runtime.registry
+
+    @property
+    def paths(self) -> Any:
+        return self.runtime.services.paths
+
+    @property
+    def userdata_root(self) -> Path:
+        """user/default/: workflows and settings saved by the canvas (ComfyUI's layout)."""
+        return Path(self.paths.user_directory) / "default"
+
+    def status(self) -> dict[str, Any]:
+        return {"exec_info": {"queue_remaining": self.queue.remaining()}}
+
+
+CONTEXT: web.AppKey[ServerContext] = web.AppKey("latentgraph_context", ServerContext)

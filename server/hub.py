@@ -1,0 +1,163 @@
+"""Websocket clients and message routing: each prompt's events go only to the client that queued it.
+
+Every connected client has an outbox drained by its own writer task, so a slow browser never
+blocks the others or the worker. Text events are never dropped (a client that falls hopelessly
+behind is disconnected and can catch up through /history); preview frames are dropped when a
+client's outbox is backed up, since only the latest preview matters. All methods run on the
+event loop; the worker thread reaches them through `post()` (loop.call_soon_threadsafe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+PREVIEW_IMAGE = 1
+PREVIEW_IMAGE_WITH_METADATA = 4
+_IMAGE_TYPE_CODES = {"JPEG": 1, "PNG": 2}
+_IMAGE_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+_MAX_OUTBOX = 50_000          # text messages queued for one client before we give up on it
+_MAX_PREVIEW_BACKLOG = 8      # drop previews once this many messages are waiting
+
+
+def encode_preview(image_format: str, image: bytes) -> bytes:
+    """ComfyUI binary event 1: event type, image type (1 JPEG, 2 PNG), image bytes."""
+    code = _IMAGE_TYPE_CODES.get(image_format.upper(), 1)
+    return struct.pack(">II", PREVIEW_IMAGE, code) + image
+
+
+def encode_preview_with_metadata(metadata: dict[str, Any], image: bytes) -> bytes:
+    """ComfyUI binary event 4: event type, JSON length, JSON metadata, image bytes."""
+    blob = json.dumps(metadata, separators=(",", ":")).encode()
+    return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(blob)) + blob + image
+
+
+def image_mime(image_format: str) -> str:
+    return _IMAGE_MIME.get(image_format.upper(), "image/jpeg")
+
+
+@dataclass
+class Client:
+    """One websocket connection."""
+
+    sid: str
+    ws: web.WebSocketResponse
+    feature_flags: dict[str, Any] = field(default_factory=dict)
+    outbox: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
+    writer: asyncio.Task[None] | None = None
+
+    @property
+    def wants_preview_metadata(self) -> bool:
+        return bool(self.feature_flags.get("supports_preview_metadata"))
+
+
+class WebSocketHub:
+    """Connected clients by sid; send to one, or broadcast."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop  # set when the app starts
+        self.clients: dict[str, Client] = {}
+        self._status_scheduled = False
+        self.status_provider: Callable[[], dict[str, Any]] = lambda: {}
+
+    # -- thread bridge -------------------------------------------------------------------------
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn(*args)` on the event loop; safe from any thread, order-preserving."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop shutting down
+            pass
+
+    # -- connections -----------------------------------------------------------------------------
+    def attach(self, sid: str, ws: web.WebSocketResponse) -> Client:
+        old = self.clients.pop(sid, None)
+        if old is not None:  # a reconnect with the same clientId replaces the old socket
+            self._stop(old)
+        client = Client(sid, ws)
+        client.writer = asyncio.get_running_loop().create_task(self._write_loop(client))
+        self.clients[sid] = client
+        return client
+
+    def detach(self, client: Client) -> None:
+        if self.clients.get(client.sid) is client:
+            del self.clients[client.sid]
+        self._stop(client)
+
+    def _stop(self, client: Client) -> None:
+        client.outbox.put_nowait(None)
+
+    async def _write_loop(self, client: Client) -> None:
+        try:
+            while True:
+                message = await client.outbox.get()
+                if message is None or client.ws.closed:
+                    break
+                if isinstance(message, str):
+                    await client.ws.send_str(message)
+                else:
+                    await client.ws.send_bytes(message)
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+        finally:
+            if self.clients.get(client.sid) is client:
+                del self.clients[client.sid]
+            if not client.ws.closed:
+                await client.ws.close()
+
+    async def close_all(self) -> None:
+        for client in list(self.clients.values()):
+            self._stop(client)
+            await client.ws.close(code=1001, message=b"server shutting down")
+
+    # -- sending --------------------------------------------------------------------------------
+    def _enqueue(self, client: Client, message: str | bytes) -> None:
+        if client.outbox.qsize() >= _MAX_OUTBOX:
+            log.warning("websocket client %s is not reading; disconnecting it", client.sid)
+            self.detach(client)
+            return
+        client.outbox.put_nowait(message)
+
+    def send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
+        """A text event to `sid`, or to everyone when sid is None."""
+        text = json.dumps({"type": event, "data": data}, separators=(",", ":"), default=str)
+        if sid is None:
+            for client in list(self.clients.values()):
+                self._enqueue(client, text)
+        elif (client := self.clients.get(sid)) is not None:
+            self._enqueue(client, text)
+
+    def send_preview(self, sid: str | None, prompt_id: str, node_id: str, image_format: str,
+                     image: bytes) -> None:
+        """A binary preview frame, in the layout the client asked for (type 4 or type 1)."""
+        client = self.clients.get(sid) if sid is not None else None
+        if client is None or client.outbox.qsize() > _MAX_PREVIEW_BACKLOG:
+            return
+        if client.wants_preview_metadata:
+            metadata = {"node_id": node_id, "prompt_id": prompt_id, "display_node_id": node_id,
+                        "parent_node_id": None, "real_node_id": node_id,
+                        "image_type": image_mime(image_format)}
+            frame = encode_preview_with_metadata(metadata, image)
+        else:
+            frame = encode_preview(image_format, image)
+        client.outbox.put_nowait(frame)
+
+    def status_changed(self) -> None:
+        """Broadcast queue status; bursts of changes in one loop turn become one message."""
+        if self._status_scheduled:
+            return
+        self._status_scheduled = True
+        asyncio.get_running_loop().call_soon(self._broadcast_status)
+
+    def _broadcast_status(self) -> None:
+        self._status_scheduled = False
+        self.send("status", {"status": self.status_provider()}, None)

@@ -1,0 +1,147 @@
+"""`python main.py`: parse flags, build the runtime, serve the editor and API until Ctrl+C.
+
+Listens on 127.0.0.1:8188 by default. `--listen` exposes the server on other interfaces and
+then always requires an access token (`--auth-token`, or one generated and printed at start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import signal
+import socket
+import sys
+from typing import Any, Callable
+
+from aiohttp import web
+
+from server.app import build_app
+from server.context import ServerConfig
+from server.security import SecurityPolicy
+
+log = logging.getLogger("latentgraph.server")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument("--listen", nargs="?", const="0.0.0.0", default="127.0.0.1",
+                       metavar="ADDR[,ADDR]",
+                       help="addresses to listen on (default 127.0.0.1; bare --listen means "
+                            "0.0.0.0). Anything but loopback requires an access token.")
+    group.add_argument("--port", type=int, default=8188, help="TCP port (default 8188)")
+    group.add_argument("--auth-token", metavar="TOKEN",
+                       help="access token clients must send (Authorization: Bearer TOKEN or the "
+                            "cookie set by opening the printed URL). Generated when --listen is "
+                            "used without it.")
+    group.add_argument("--enable-cors-header", nargs="?", const="*", default=None,
+                       metavar="ORIGIN[,ORIGIN]",
+                       help="allow these web origins to call the API from the browser "
+                            "(bare flag: any origin; only for trusted setups)")
+    group.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="extra Host names the server answers to (DNS rebinding protection "
+                            "refuses unknown names; IP addresses and localhost always work)")
+    group.add_argument("--max-upload-size", type=float, default=100.0, metavar="MB",
+                       help="largest accepted upload in megabytes (default 100)")
+    group.add_argument("--web-root", default=None, metavar="DIR",
+                       help="serve the editor from DIR instead of web/dist")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.settings import add_common_arguments
+
+    parser = argparse.ArgumentParser(prog="main.py", description="Latentgraph editor and API server")
+    add_common_arguments(parser)
+    add_server_arguments(parser)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    from pathlib import Path
+
+    hosts = [h.strip() for h in str(args.listen).split(",") if h.strip()] or ["127.0.0.1"]
+    cors = frozenset(o.strip().rstrip("/") for o in (args.enable_cors_header or "").split(",")
+                     if o.strip())
+    config = ServerConfig(hosts=hosts, port=args.port, token=args.auth_token, cors_origins=cors,
+                          allowed_host_names=frozenset(h.lower() for h in args.allow_host),
+                          max_upload_bytes=int(args.max_upload_size * 1024 * 1024),
+                          web_root=Path(args.web_root).resolve() if args.web_root else None)
+    if not config.loopback_only:
+        names = {socket.gethostname().lower(), socket.getfqdn().lower()}
+        config.allowed_host_names |= frozenset(n for n in names if n)
+        if config.token is None:
+            config.token = SecurityPolicy.generate_token()
+    return config
+
+
+def _display_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return socket.gethostname()
+    return f"[{host}]" if ":" in host else host
+
+
+def server_urls(config: ServerConfig, port: int) -> list[str]:
+    suffix = f"?token={config.token}" if config.token else ""
+    return [f"http://{_display_host(host)}:{port}/{suffix}" for host in config.hosts]
+
+
+async def serve(runtime: Any, config: ServerConfig,
+                on_ready: Callable[[list[int]], None] | None = None,
+                stop: asyncio.Event | None = None) -> int:
+    """Serve until `stop` is set (or SIGINT/SIGTERM); returns the process exit code."""
+    app = build_app(runtime, config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    ports: list[int] = []
+    try:
+        for host in config.hosts:
+            site = web.TCPSite(runner, host, config.port, reuse_address=True)
+            await site.start()
+            server = getattr(site, "_server", None)
+            for sock in getattr(server, "sockets", None) or []:
+                ports.append(sock.getsockname()[1])
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            print(f"Port {config.port} is already in use; pick another with --port.",
+                  file=sys.stderr)
+        else:
+            print(f"Cannot listen on {config.hosts}: {exc}", file=sys.stderr)
+        return 1
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    port = ports[0] if ports else config.port
+    for url in server_urls(config, port):
+        print(f"Latentgraph is running at {url}", flush=True)
+    if config.token and not config.loopback_only:
+        print("Anyone on the network needs this token; keep the URL private.", flush=True)
+    if on_ready is not None:
+        on_ready(ports)
+    try:
+        await stop.wait()
+    finally:
+        print("Stopping Latentgraph…", flush=True)
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.bootstrap import create_runtime
+    from app.settings import Settings
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = config_from_args(args)
+    settings = Settings.from_args(args)
+    runtime = create_runtime(settings)
+    try:
+        return asyncio.run(serve(runtime, config))
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,139 @@
+"""Read-only discovery routes: nodes, model files, system and feature information, extensions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server.context import CONTEXT, ServerContext
+
+APP_VERSION = "0.1.0"
+
+
+def _ctx(request: web.Request) -> ServerContext:
+    return request.app[CONTEXT]
+
+
+async def object_info(request: web.Request) -> web.Response:
+    info = await asyncio.to_thread(_ctx(request).registry.object_info)
+    return web.json_response(info)
+
+
+async def object_info_one(request: web.Request) -> web.Response:
+    name = request.match_info["node_class"]
+    registry = _ctx(request).registry
+    if name not in registry:
+        return web.json_response({})
+    try:
+        info = await asyncio.to_thread(registry.object_info_for, name)
+    except Exception:  # a node whose INPUT_TYPES fails is left out, as in /object_info
+        return web.json_response({})
+    return web.json_response({name: info})
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    names = _ctx(request).paths.get_filename_list("embeddings")
+    return web.json_response([os.path.splitext(name)[0] for name in names])
+
+
+async def model_folders(request: web.Request) -> web.Response:
+    return web.json_response(_ctx(request).paths.folder_names())
+
+
+async def model_files(request: web.Request) -> web.Response:
+    folder = request.match_info["folder"]
+    try:
+        names = await asyncio.to_thread(_ctx(request).paths.get_filename_list, folder)
+    except KeyError:
+        return web.json_response({"error": {"type": "unknown_folder",
+                                            "message": f"Unknown model folder {folder!r}."}},
+                                 status=404)
+    return web.json_response(names)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _memory() -> tuple[int, int]:
+    try:
+        import psutil
+        vm = psutil.virtual_memory()
+        return int(vm.total), int(vm.available)
+    except ImportError:
+        return 0, 0
+
+
+def _devices(ctx: ServerContext) -> list[dict[str, Any]]:
+    manager = getattr(ctx.runtime.services, "model_manager", None)
+    describe = getattr(manager, "device_info", None)
+    if callable(describe):
+        try:
+            info = describe()
+            return info if isinstance(info, list) else [info]
+        except Exception:
+            pass
+    device = getattr(manager, "device", "cpu")
+    total, free = _memory()
+    return [{"name": str(device), "type": str(getattr(device, "type", device)), "index": 0,
+             "vram_total": total, "vram_free": free, "torch_vram_total": 0,
+             "torch_vram_free": 0}]
+
+
+async def system_stats(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    total, free = _memory()
+    return web.json_response({
+        "system": {"os": sys.platform, "platform": platform.platform(), "ram_total": total,
+                   "ram_free": free, "comfyui_version": APP_VERSION,
+                   "latentgraph_version": APP_VERSION, "required_frontend_version": "",
+                   "python_version": sys.version, "pytorch_version": _version("torch"),
+                   "embedded_python": False, "argv": ["main.py"]},
+        "devices": _devices(ctx)})
+
+
+async def features(request: web.Request) -> web.Response:
+    return web.json_response({"supports_preview_metadata": True,
+                              "max_upload_size": _ctx(request).config.max_upload_bytes,
+                              "latentgraph": {"job_control": True, "run_reports": True,
+                                              "per_prompt_interrupt": True}})
+
+
+def _extension_scripts(ctx: ServerContext) -> list[str]:
+    urls = []
+    for pack, directory in sorted(ctx.registry.web_directories.items()):
+        root = Path(directory)
+        if not root.is_dir():
+            continue
+        for script in sorted(root.rglob("*.js")):
+            if any(part.startswith(".") for part in script.relative_to(root).parts):
+                continue
+            urls.append(f"/extensions/{pack}/{script.relative_to(root).as_posix()}")
+    return urls
+
+
+async def extensions(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(_extension_scripts, _ctx(request)))
+
+
+async def users(request: web.Request) -> web.Response:
+    """Single-user mode, as ComfyUI answers without --multi-user."""
+    return web.json_response({"storage": "server", "migrated": True})
+
+
+ROUTES = [
+    ("GET", "/object_info", object_info), ("GET", "/object_info/{node_class}", object_info_one),
+    ("GET", "/embeddings", embeddings), ("GET", "/models", model_folders),
+    ("GET", "/models/{folder}", model_files), ("GET", "/system_stats", system_stats),
+    ("GET", "/features", features), ("GET", "/extensions", extensions), ("GET", "/users", users),
+]

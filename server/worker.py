@@ -1,0 +1,177 @@
+"""The one worker thread that runs queued prompts through `Executor.execute`.
+
+Execution is synchronous and may take minutes; it happens here so the event loop keeps serving
+HTTP and websockets. Events cross back to the loop through `WebSocketHub.post`, in order. Any
+exception that escapes the executor (an engine bug, out of memory) is turned into an
+`execution_error` for that job; the worker, the server and the caches carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from server.hub import WebSocketHub
+from server.jobs import Job, JobQueue
+
+log = logging.getLogger(__name__)
+
+OOM_ADVICE = ("Out of memory. Try a smaller image size or batch size, start the server with "
+              "--lowvram or a smaller --vram-budget, or press 'Free memory' to unload models.")
+
+
+class ForwardingListener:
+    """Engine listener that forwards a job's events to the client that queued it."""
+
+    def __init__(self, hub: WebSocketHub, job: Job) -> None:
+        self.hub, self.job = hub, job
+        self.messages: list[list[Any]] = []
+
+    def on_event(self, event: str, data: dict[str, Any]) -> None:
+        if event == "executing":
+            self.job.current_node = data.get("node")
+        if event == "executing" and data.get("node") is None:
+            return  # the worker sends the end-of-prompt `executing` after history is stored
+        if event == "execution_error":
+            data = explain_error(data)
+        self.hub.post(self.hub.send, event, data, self.job.client_id)
+
+    def on_preview(self, prompt_id: str, node_id: str, image_format: str, image: bytes) -> None:
+        if self.job.client_id is not None:
+            self.hub.post(self.hub.send_preview, self.job.client_id, prompt_id, node_id,
+                          image_format, image)
+
+
+class Worker:
+    """Owns the execution thread; `start()` / `stop()` from the server's lifecycle hooks."""
+
+    def __init__(self, queue: JobQueue, hub: WebSocketHub, executor: Any,
+                 free_memory: Callable[[bool, bool], None]) -> None:
+        self.queue, self.hub, self.executor = queue, hub, executor
+        self._free_memory = free_memory
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="latentgraph-worker", daemon=True)
+        self._free_flags: dict[str, bool] = {"unload_models": False, "free_memory": False}
+        self._flags_lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop taking jobs, interrupt the running one, wait for the thread; True if it ended."""
+        self._stopping.set()
+        self.queue.close()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def request_free(self, unload_models: bool, free_memory: bool) -> None:
+        """Act on POST /free between prompts (never while a node is using the models)."""
+        with self._flags_lock:
+            self._free_flags["unload_models"] |= unload_models
+            self._free_flags["free_memory"] |= free_memory
+        self.queue.wake("free")
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            job = self.queue.take(timeout=1.0)
+            if job is not None:
+                self._run_job(job)
+            self.queue.pop_wake_reasons()
+            self._apply_free_flags()
+
+    def _apply_free_flags(self) -> None:
+        with self._flags_lock:
+            flags, self._free_flags = self._free_flags, {"unload_models": False,
+                                                         "free_memory": False}
+        if flags["unload_models"] or flags["free_memory"]:
+            try:
+                self._free_memory(flags["unload_models"], flags["free_memory"])
+            except Exception:  # freeing memory must never kill the worker
+                log.exception("freeing memory failed")
+
+    def _run_job(self, job: Job) -> None:
+        listener = ForwardingListener(self.hub, job)
+        started = time.perf_counter()
+        try:
+            outcome = self.executor.execute(
+                job.stored.prompt, job.prompt_id, listener, extra_data=job.run_extra_data(),
+                outputs=job.stored.outputs_to_execute, interrupt=job.interrupt,
+                force=job.stored.force)
+            state, result = outcome_to_history(outcome, job)
+        except BaseException as exc:  # noqa: BLE001 - the worker must survive anything a node does
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            log.error("prompt %s failed outside a node:\n%s", job.prompt_id, traceback.format_exc())
+            state, result = crash_to_history(exc, job)
+            self.hub.post(self.hub.send, "execution_error", result["status"]["messages"][-1][1],
+                          job.client_id)
+        result["lg"]["seconds"] = round(time.perf_counter() - started, 4)
+        self.queue.finish(job, state, result)
+        self.hub.post(self.hub.send, "executing", {"node": None, "prompt_id": job.prompt_id},
+                      job.client_id)
+        job.current_node = None
+
+
+def outcome_to_history(outcome: Any, job: Job) -> tuple[str, dict[str, Any]]:
+    """Turn an ExecutionOutcome into the stored history body (ComfyUI shape plus `lg`)."""
+    status = getattr(outcome, "status", "error")
+    if status == "interrupted":
+        state = "cancelled" if job.cancel_requested else "interrupted"
+    elif status == "success":
+        state = "success"
+    else:
+        state = "error"
+    messages = [[event, explain_error(data) if event == "execution_error" else data]
+                for event, data in (getattr(outcome, "messages", None) or [])]
+    outputs = getattr(outcome, "outputs", None) or {}
+    lg: dict[str, Any] = {"state": state, "run_report": getattr(outcome, "run_report", None) or {}}
+    error = getattr(outcome, "error", None)
+    if error:
+        lg["error"] = explain_error(error) if "exception_message" in error else error
+    meta = {node_id: {"node_id": node_id, "display_node": node_id, "parent_node": None,
+                      "real_node_id": node_id} for node_id in outputs}
+    return state, {"outputs": outputs,
+                   "status": {"status_str": "success" if state == "success" else "error",
+                              "completed": state == "success", "messages": messages},
+                   "meta": meta, "lg": lg}
+
+
+def plain_error_message(exc: BaseException) -> str:
+    if is_out_of_memory(exc):
+        return OOM_ADVICE
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return looks_like_oom(type(exc).__name__, str(exc)) or isinstance(exc, MemoryError)
+
+
+def looks_like_oom(exception_type: str, message: str) -> bool:
+    short = exception_type.rsplit(".", 1)[-1]
+    return short in ("MemoryError", "OutOfMemoryError") or "out of memory" in message.lower()
+
+
+def explain_error(data: dict[str, Any]) -> dict[str, Any]:
+    """Prefix an out-of-memory failure's message with what the user can do about it."""
+    message = str(data.get("exception_message", ""))
+    if not looks_like_oom(str(data.get("exception_type", "")), message) \
+            or message.startswith(OOM_ADVICE):
+        return data
+    return {**data, "exception_message": f"{OOM_ADVICE} (Details: {message})"}
+
+
+def crash_to_history(exc: BaseException, job: Job) -> tuple[str, dict[str, Any]]:
+    """History body when the executor itself raised (it normally reports node errors itself)."""
+    data = {"prompt_id": job.prompt_id, "node_id": job.current_node, "node_type": None,
+            "executed": [], "exception_message": plain_error_message(exc),
+            "exception_type": type(exc).__name__, "traceback": [], "current_inputs": {},
+            "current_outputs": [], "timestamp": int(time.time() * 1000)}
+    return "error", {"outputs": {}, "status": {"status_str": "error", "completed": False,
+                                               "messages": [["execution_error", data]]},
+                     "meta": {}, "lg": {"state": "error", "run_report": {},
+                                        "error": {"message": data["exception_message"],
+                                                  "type": data["exception_type"]}}}
