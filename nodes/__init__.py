@@ -1,0 +1,2 @@
+"""Built-in nodes. Every module here that exports NODE_CLASS_MAPPINGS is registered at start-up
+by app.bootstrap.create_runtime (discovered with pkgutil; nothing is registered at import)."""

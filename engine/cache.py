@@ -1,0 +1,108 @@
+"""The output cache: node results keyed by structural signature, kept across prompts.
+
+Entries are evicted least-recently-used first when their total byte size exceeds the RAM
+budget. A disabled cache (--cache-none) stores nothing; the executor still keeps each prompt's
+own results alive while that prompt runs, so a prompt never depends on what the cache keeps.
+
+Rule for node authors: a value taken from the cache (any input a node receives) is shared and
+must never be mutated in place; clone it first. `--debug-mutation-check` catches violations.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from engine.sizing import value_nbytes
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    outputs: list[list[Any]]  # one list of values per output slot (ComfyUI list semantics)
+    ui: dict[str, Any] | None
+    size: int
+
+
+class OutputCache:
+    """LRU mapping signature -> CacheEntry under a byte budget (None = unbounded)."""
+
+    def __init__(self, budget_bytes: int | None = None, enabled: bool = True) -> None:
+        self.budget_bytes = budget_bytes
+        self.enabled = enabled
+        self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    def get(self, key: bytes) -> CacheEntry | None:
+        """The entry for `key`, marked most recently used; None on a miss."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.enabled and key in self._entries
+
+    def put(self, key: bytes, outputs: list[list[Any]], ui: dict[str, Any] | None) -> CacheEntry:
+        """Store a node's result; evicts older entries to stay under the budget."""
+        entry = CacheEntry(outputs, ui, value_nbytes(outputs) + (value_nbytes(ui) if ui else 0))
+        if not self.enabled:
+            return entry
+        if self.budget_bytes is not None and entry.size > self.budget_bytes:
+            return entry  # larger than the whole budget: caching it would only evict everything
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._total -= previous.size
+            self._entries[key] = entry
+            self._total += entry.size
+            self._evict_locked()
+        return entry
+
+    def _evict_locked(self) -> None:
+        if self.budget_bytes is None:
+            return
+        while self._total > self.budget_bytes and self._entries:
+            _, old = self._entries.popitem(last=False)
+            self._total -= old.size
+            self.evictions += 1
+
+    def discard(self, key: bytes) -> None:
+        """Drop one entry (e.g. a value a node was caught mutating)."""
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._total -= entry.size
+
+    def set_budget(self, budget_bytes: int | None) -> None:
+        with self._lock:
+            self.budget_bytes = budget_bytes
+            self._evict_locked()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._total = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self._total
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def stats(self) -> dict[str, Any]:
+        return {"entries": len(self._entries), "bytes": self._total, "budget_bytes": self.budget_bytes,
+                "enabled": self.enabled, "hits": self.hits, "misses": self.misses,
+                "evictions": self.evictions}

@@ -1,0 +1,700 @@
+"""Executes a validated prompt: demand-driven from the output nodes, cached by structure.
+
+One `Executor` lives for the whole process (it owns the node-instance cache and remembers each
+node's last fingerprint to explain re-runs); each `execute()` call builds a `_PromptRun` that
+holds that prompt's state, so nothing about a running prompt is global.
+
+Forcing re-runs: `execute(force=True)` or `extra_data={"force": True}` re-runs every node of
+the prompt; `extra_data={"force_nodes": ["3", ...]}` re-runs those nodes and everything
+downstream of them. Forced results still refresh the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from engine import cachekeys
+from engine.blocker import ExecutionBlocker
+from engine.cache import OutputCache
+from engine.errors import DependencyCycleError, InputMutationError, InterruptedByUser, NodeOutputError
+from engine.events import ExecutionListener, FanOutListener, NullListener
+from engine.interrupt import InterruptFlag
+from engine.nodedef import NodeDefinition
+from engine.registry import NodeRegistry
+from engine.runtime import NodeContext, Services, node_context, using_services
+from engine.validation import ValidationResult, validate_prompt
+
+log = logging.getLogger(__name__)
+
+_MISSING = object()
+_INSTANCE_CACHE_SIZE = 2048
+_FINGERPRINT_MEMORY = 20000
+
+
+@dataclass
+class ExecutionOutcome:
+    prompt_id: str
+    status: str  # "success" | "error" | "interrupted"
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> merged ui dict
+    messages: list[list[Any]] = field(default_factory=list)  # [[event, data], ...] as in history
+    run_report: dict[str, dict[str, str]] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    node_errors: dict[str, dict[str, Any]] = field(default_factory=dict)  # validation errors
+    executed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+
+@dataclass(slots=True)
+class _Fingerprint:
+    class_type: str
+    key: bytes
+    is_changed: Any
+    tokens: dict[str, Any]
+
+
+class _Stop(Exception):
+    """Ends a prompt early; carries the final status."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _timestamp() -> int:
+    return int(time.time() * 1000)
+
+
+def _format_value(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float, bool, str)):
+        return value
+    return str(value)
+
+
+class Executor:
+    """Runs prompts against a registry, sharing one output cache between prompts."""
+
+    def __init__(self, registry: NodeRegistry, cache: OutputCache, services: Services, *,
+                 mutation_check: bool | None = None) -> None:
+        self.registry = registry
+        self.cache = cache
+        self.services = services
+        self.mutation_check = (bool(services.settings.get("debug_mutation_check", False))
+                               if mutation_check is None else mutation_check)
+        self._instances: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._fingerprints: OrderedDict[str, _Fingerprint] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def execute(self, prompt: dict[str, Any], prompt_id: str, listener: ExecutionListener | None = None,
+                extra_data: dict[str, Any] | None = None, outputs: Iterable[str] | None = None,
+                interrupt: InterruptFlag | None = None, force: bool = False) -> ExecutionOutcome:
+        """Validate and run `prompt`; never raises for node failures (see outcome.status)."""
+        with self._lock:
+            run = _PromptRun(self, prompt, prompt_id, listener, extra_data or {}, interrupt, force)
+            return run.execute(outputs)
+
+    # ---- state shared across prompts ----------------------------------------------------
+    def _instance(self, node_id: str, definition: NodeDefinition) -> Any:
+        key = (node_id, definition.name)
+        instance = self._instances.get(key)
+        if instance is None or type(instance) is not definition.node_class:
+            instance = definition.node_class()
+            self._instances[key] = instance
+            if len(self._instances) > _INSTANCE_CACHE_SIZE:
+                self._instances.popitem(last=False)
+        else:
+            self._instances.move_to_end(key)
+        return instance
+
+    def _remember(self, node_id: str, fingerprint: _Fingerprint) -> None:
+        self._fingerprints[node_id] = fingerprint
+        self._fingerprints.move_to_end(node_id)
+        if len(self._fingerprints) > _FINGERPRINT_MEMORY:
+            self._fingerprints.popitem(last=False)
+
+    def reset(self) -> None:
+        """Forget cached outputs, node instances and fingerprints (ComfyUI's free_memory)."""
+        self.cache.clear()
+        self._instances.clear()
+        self._fingerprints.clear()
+
+
+class _PromptRun:
+    """All the state of one prompt's execution."""
+
+    def __init__(self, executor: Executor, prompt: dict[str, Any], prompt_id: str,
+                 listener: ExecutionListener | None, extra_data: dict[str, Any],
+                 interrupt: InterruptFlag | None, force: bool) -> None:
+        self.executor = executor
+        self.cache = executor.cache
+        self.original_prompt = prompt
+        self.prompt_id = prompt_id
+        self.quiet = listener is None or isinstance(listener, NullListener)
+        self.listener: ExecutionListener = FanOutListener(listener) if not self.quiet else NullListener()
+        self.extra_data = extra_data
+        self.interrupt = interrupt
+        self.force_all = bool(force or extra_data.get("force"))
+        self.force_nodes = {str(n) for n in extra_data.get("force_nodes", ()) or ()}
+        self.outcome = ExecutionOutcome(prompt_id, "success")
+        # per-prompt graph state
+        self.prompt: dict[str, dict[str, Any]] = {}
+        self.definitions: dict[str, NodeDefinition] = {}
+        self.keys: dict[str, bytes] = {}
+        self.fingerprints: dict[str, _Fingerprint] = {}
+        self.forced: set[str] = set()
+        self.targets: set[str] = set()
+        self.results: dict[str, list[list[Any]]] = {}
+        self.local_by_key: dict[bytes, list[list[Any]]] = {}
+        self.pending: dict[str, int] = {}
+        self.waiters: dict[str, list[str]] = {}
+        self.ready: list[str] = []
+        self.ready_outputs: list[str] = []
+        self.progress: dict[str, dict[str, Any]] = {}
+        self.current_node: str | None = None
+
+    # ---- events -------------------------------------------------------------------------
+    def _emit(self, event: str, data: dict[str, Any]) -> None:
+        if not self.quiet:
+            self.listener.on_event(event, data)
+
+    def _message(self, event: str, data: dict[str, Any]) -> None:
+        """An event that also goes into the history's status messages."""
+        self.outcome.messages.append([event, data])
+        self._emit(event, data)
+
+    def _progress_state(self, node_id: str, state: str, value: float = 0, total: float = 1) -> None:
+        if self.quiet:
+            return
+        self.progress[node_id] = {"value": value, "max": total, "state": state, "node_id": node_id,
+                                  "prompt_id": self.prompt_id, "display_node_id": node_id,
+                                  "parent_node_id": None, "real_node_id": node_id}
+        self._emit("progress_state", {"prompt_id": self.prompt_id,
+                                      "nodes": {k: dict(v) for k, v in self.progress.items()}})
+
+    def _report(self, node_id: str, state: str, reason: str) -> None:
+        self.outcome.run_report[node_id] = {"state": state, "reason": reason}
+        self._emit("lg.node_report", {"prompt_id": self.prompt_id, "node": node_id, "state": state,
+                                      "reason": reason})
+
+    # ---- top level ----------------------------------------------------------------------
+    def execute(self, outputs: Iterable[str] | None) -> ExecutionOutcome:
+        self._message("execution_start", {"prompt_id": self.prompt_id, "timestamp": _timestamp()})
+        services = self.executor.services
+        try:
+            with using_services(services), _inference_mode():
+                validation = validate_prompt(self.original_prompt, self.executor.registry,
+                                             partial_targets=outputs)
+                self.outcome.node_errors = validation.node_errors
+                if not validation.ok:
+                    self._validation_failed(validation)
+                    return self.outcome
+                self.prompt, self.definitions = validation.prompt, validation.definitions
+                self.targets = set(validation.good_outputs)
+                self._compute_keys(validation.order)
+                self._mark_forced(validation.order)
+                cached = [n for n in validation.order if n not in self.forced and self._lookup(n) is not None]
+                self._message("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id,
+                                                   "timestamp": _timestamp()})
+                for output in validation.good_outputs:
+                    self._add(output)
+                self._run_loop()
+                self._finish_report(validation.order)
+                self._emit("lg.run_report", {"prompt_id": self.prompt_id, "nodes": self.outcome.run_report})
+                self._message("execution_success", {"prompt_id": self.prompt_id, "timestamp": _timestamp()})
+        except _Stop as stop:
+            self.outcome.status = stop.status
+        return self.outcome
+
+    def _validation_failed(self, validation: ValidationResult) -> None:
+        error = dict(validation.error or {})
+        error["node_errors"] = validation.node_errors
+        self.outcome.status = "error"
+        self.outcome.error = error
+        failing = next(iter(validation.node_errors), None)
+        lines = [error.get("message", "Prompt failed validation")]
+        if error.get("details"):
+            lines.append(str(error["details"]))
+        self._message("execution_error", {
+            "prompt_id": self.prompt_id, "node_id": failing,
+            "node_type": validation.node_errors[failing]["class_type"] if failing else None,
+            "executed": [], "exception_message": "\n".join(lines), "exception_type": "ValidationError",
+            "traceback": [], "current_inputs": {}, "current_outputs": [], "timestamp": _timestamp()})
+
+    # ---- keys and reasons ---------------------------------------------------------------
+    def _compute_keys(self, order: list[str]) -> None:
+        keys = self.keys
+        for node_id in order:
+            node = self.prompt[node_id]
+            definition = self.definitions[node["class_type"]]
+            inputs = node["inputs"]
+            tokens: dict[str, Any] = {}
+            for name in definition.inputs:
+                value = inputs.get(name, _MISSING)
+                if value is _MISSING:
+                    continue
+                if type(value) is list:
+                    tokens[name] = (keys[value[0]], value[1])
+                else:
+                    try:
+                        tokens[name] = cachekeys.canonical(value)
+                    except cachekeys.Uncacheable:
+                        tokens[name] = cachekeys.never_equal()
+            changed = self._is_changed(node_id, definition, inputs) if definition.is_changed else None
+            ident = node_id if (definition.not_idempotent or definition.has_unique_id) else None
+            key = cachekeys.digest((definition.name, ident, changed, tuple(tokens.items())))
+            keys[node_id] = key
+            self.fingerprints[node_id] = _Fingerprint(definition.name, key, changed, tokens)
+
+    def _is_changed(self, node_id: str, definition: NodeDefinition, inputs: dict[str, Any]) -> Any:
+        """IS_CHANGED gets the constant inputs only (linked ones are None), once per prompt."""
+        values: dict[str, Any] = {}
+        for name in definition.inputs:
+            if name in inputs:
+                value = inputs[name]
+                values[name] = None if type(value) is list else value
+        values.update(self._hidden_values(node_id, definition))
+        spec = definition.is_changed
+        assert spec is not None
+        try:
+            result = definition.node_class.IS_CHANGED(**spec.filter(values))
+            return cachekeys.is_changed_token(result)
+        except cachekeys.Uncacheable:
+            return cachekeys.never_equal()
+        except Exception:
+            log.warning("IS_CHANGED of node %s (%s) raised; it will re-run", node_id, definition.name,
+                        exc_info=True)
+            return cachekeys.never_equal()
+
+    def _mark_forced(self, order: list[str]) -> None:
+        if self.force_all:
+            self.forced = set(order)
+            return
+        if not self.force_nodes:
+            return
+        forced = set(n for n in self.force_nodes if n in self.keys)
+        for node_id in order:  # sources come first, so one pass propagates downstream
+            if node_id in forced:
+                continue
+            for value in self.prompt[node_id]["inputs"].values():
+                if type(value) is list and value[0] in forced:
+                    forced.add(node_id)
+                    break
+        self.forced = forced
+
+    def _reason(self, node_id: str) -> str:
+        if node_id in self.forced:
+            return "forced"
+        now = self.fingerprints[node_id]
+        before = self.executor._fingerprints.get(node_id)
+        if before is None or before.class_type != now.class_type:
+            return "new"
+        if before.is_changed != now.is_changed:
+            return "IS_CHANGED changed"
+        changed = [name for name in dict.fromkeys([*now.tokens, *before.tokens])
+                   if now.tokens.get(name, _MISSING) != before.tokens.get(name, _MISSING)]
+        if changed:
+            return f"input {', '.join(changed)} changed"
+        if not self.cache.enabled:
+            return "cache disabled"
+        if before.key == now.key:
+            return "evicted from cache"
+        return "changed"
+
+    def _finish_report(self, order: list[str]) -> None:
+        report = self.outcome.run_report
+        for node_id in order:
+            if node_id in report:
+                continue
+            if node_id in self.forced or self._lookup(node_id) is None:
+                report[node_id] = {"state": "skipped", "reason": "not needed"}
+            else:
+                report[node_id] = {"state": "cached", "reason": "cached"}
+
+    # ---- scheduling ---------------------------------------------------------------------
+    def _lookup(self, node_id: str) -> list[list[Any]] | None:
+        if node_id in self.forced:
+            return None
+        key = self.keys[node_id]
+        local = self.local_by_key.get(key)
+        if local is not None:
+            return local
+        entry = self.cache.get(key)
+        return entry.outputs if entry is not None else None
+
+    def _resolve_cached(self, node_id: str) -> bool:
+        """Serve a node from the cache if possible (pins the value for this prompt)."""
+        if node_id in self.forced:
+            return False
+        key = self.keys[node_id]
+        outputs = self.local_by_key.get(key)
+        ui = None
+        if outputs is None:
+            entry = self.cache.get(key)
+            if entry is None:
+                return False
+            outputs, ui = entry.outputs, entry.ui
+        self.results[node_id] = outputs
+        self.outcome.executed.append(node_id)
+        self._report(node_id, "cached", "cached")
+        self.executor._remember(node_id, self.fingerprints[node_id])
+        if node_id in self.targets:
+            if ui:
+                self.outcome.outputs[node_id] = ui
+                self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
+                                        "prompt_id": self.prompt_id})
+            self._progress_state(node_id, "finished", 1, 1)
+        return True
+
+    def _strong_sources(self, node_id: str) -> list[str]:
+        node = self.prompt[node_id]
+        definition = self.definitions[node["class_type"]]
+        lazy_ok = definition.has_lazy_check
+        sources = []
+        for name, value in node["inputs"].items():
+            if type(value) is list:
+                spec = definition.inputs.get(name)
+                if spec is None or (lazy_ok and spec.lazy):
+                    continue
+                sources.append(value[0])
+        return sources
+
+    def _add(self, root: str) -> None:
+        """Schedule `root` and the uncached sources it needs (iterative: deep chains are fine)."""
+        stack = [root]
+        results, pending = self.results, self.pending
+        while stack:
+            node_id = stack.pop()
+            if node_id in results or node_id in pending:
+                continue
+            if self._resolve_cached(node_id):
+                continue
+            self._depend(node_id, self._strong_sources(node_id), stack)
+
+    def _wait_for(self, node_id: str, sources: Iterable[str], stack: list[str]) -> int:
+        """Register `node_id` as waiting on unresolved `sources` (pushed on `stack` to schedule)."""
+        waiting = 0
+        for source in dict.fromkeys(sources):
+            if source in self.results:
+                continue
+            if source not in self.pending and self._resolve_cached(source):
+                continue
+            self.waiters.setdefault(source, []).append(node_id)
+            waiting += 1
+            if source not in self.pending:
+                stack.append(source)
+        return waiting
+
+    def _depend(self, node_id: str, sources: Iterable[str], stack: list[str]) -> None:
+        waiting = self._wait_for(node_id, sources, stack)
+        self.pending[node_id] = waiting
+        if waiting == 0:
+            (self.ready_outputs if node_id in self.targets else self.ready).append(node_id)
+
+    def _complete(self, node_id: str, outputs: list[list[Any]]) -> None:
+        self.results[node_id] = outputs
+        self.pending.pop(node_id, None)
+        for waiter in self.waiters.pop(node_id, ()):
+            left = self.pending[waiter] - 1
+            self.pending[waiter] = left
+            if left == 0:
+                (self.ready_outputs if waiter in self.targets else self.ready).append(waiter)
+
+    def _run_loop(self) -> None:
+        while True:
+            if self.ready_outputs:
+                node_id = self.ready_outputs.pop()
+            elif self.ready:
+                node_id = self.ready.pop()
+            else:
+                break
+            self._execute_node(node_id)
+        if self.pending:
+            stuck = sorted(self.pending)
+            self._fail(stuck[0], DependencyCycleError(stuck), {})
+
+    # ---- running one node ---------------------------------------------------------------
+    def _hidden_values(self, node_id: str, definition: NodeDefinition) -> dict[str, Any]:
+        values = {}
+        for name, kind in definition.hidden.items():
+            if kind == "PROMPT":
+                values[name] = self.original_prompt
+            elif kind == "EXTRA_PNGINFO":
+                values[name] = self.extra_data.get("extra_pnginfo")
+            elif kind == "UNIQUE_ID":
+                values[name] = node_id
+            elif kind == "AUTH_TOKEN_COMFY_ORG":
+                values[name] = self.extra_data.get("auth_token_comfy_org")
+            elif kind == "API_KEY_COMFY_ORG":
+                values[name] = self.extra_data.get("api_key_comfy_org")
+            else:  # DYNPROMPT and unknown kinds: we have no dynamic prompt object
+                values[name] = None
+        return values
+
+    def _gather(self, node_id: str, definition: NodeDefinition) -> dict[str, list[Any]]:
+        """Every input as a list (ComfyUI list semantics); unevaluated lazy links are [None]."""
+        inputs = self.prompt[node_id]["inputs"]
+        data: dict[str, list[Any]] = {}
+        results = self.results
+        for name in definition.inputs:
+            value = inputs.get(name, _MISSING)
+            if value is _MISSING:
+                continue
+            if type(value) is list:
+                source = results.get(value[0])
+                data[name] = source[value[1]] if source is not None else [None]
+            else:
+                data[name] = [value]
+        for name, value in self._hidden_values(node_id, definition).items():
+            data[name] = [value]
+        return data
+
+    def _execute_node(self, node_id: str) -> None:
+        definition = self.definitions[self.prompt[node_id]["class_type"]]
+        self.current_node = node_id
+        if self.interrupt is not None and self.interrupt.is_set():
+            self._interrupted(node_id, definition)
+        self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
+        self._progress_state(node_id, "running", 0, 1)
+        inputs: dict[str, list[Any]] = {}
+        try:
+            instance = self.executor._instance(node_id, definition)
+            inputs = self._gather(node_id, definition)
+            if definition.has_lazy_check and self._needs_lazy_inputs(node_id, definition, instance, inputs):
+                return  # re-queued once the requested inputs are ready
+            reason = self._reason(node_id)
+            outputs, ui = self._call(node_id, definition, instance, inputs)
+        except InterruptedByUser:
+            self._interrupted(node_id, definition)
+        except _Stop:
+            raise
+        except Exception as exc:
+            self._fail(node_id, exc, inputs)
+        key = self.keys[node_id]
+        self.local_by_key[key] = outputs
+        if not self._blocked(outputs):
+            self.cache.put(key, outputs, ui)
+        else:
+            self.cache.discard(key)  # blocked results depend on run-time decisions, not on the key
+        self.executor._remember(node_id, self.fingerprints[node_id])
+        self.outcome.executed.append(node_id)
+        self._report(node_id, "ran", reason)
+        if ui:
+            self.outcome.outputs[node_id] = ui
+            self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
+                                    "prompt_id": self.prompt_id})
+        self._progress_state(node_id, "finished", 1, 1)
+        self._complete(node_id, outputs)
+
+    @staticmethod
+    def _blocked(outputs: list[list[Any]]) -> bool:
+        return any(type(v) is ExecutionBlocker for slot in outputs for v in slot)
+
+    def _needs_lazy_inputs(self, node_id: str, definition: NodeDefinition, instance: Any,
+                           inputs: dict[str, list[Any]]) -> bool:
+        """Ask check_lazy_status which lazy inputs it needs; schedule them if unevaluated."""
+        links = self.prompt[node_id]["inputs"]
+        while True:
+            requested: list[str] = []
+            for names in self._map(node_id, definition, instance, "check_lazy_status", inputs, lazy=True):
+                if names:
+                    requested.extend([names] if isinstance(names, str) else names)
+            sources = []
+            for name in dict.fromkeys(requested):
+                value = links.get(name)
+                if type(value) is list and value[0] not in self.results:
+                    sources.append(value[0])
+            if not sources:
+                return False
+            stack: list[str] = []
+            waiting = self._wait_for(node_id, sources, stack)
+            for source in stack:
+                self._add(source)
+            if waiting:
+                self.pending[node_id] = waiting
+                return True
+            inputs.update(self._gather(node_id, definition))
+
+    def _map(self, node_id: str, definition: NodeDefinition, instance: Any, function: str,
+             inputs: dict[str, list[Any]], lazy: bool = False) -> list[Any]:
+        """Call `function` once per list index (or once with whole lists for INPUT_IS_LIST)."""
+        method = getattr(instance, function)
+        context = NodeContext(self.prompt_id, node_id, self.executor.services, self.interrupt,
+                              self._progress_callback(node_id))
+        results: list[Any] = []
+        with node_context(context):
+            if definition.input_is_list:
+                blocker = None if lazy else next(
+                    (v for values in inputs.values() for v in values if type(v) is ExecutionBlocker), None)
+                results.append(self._blocker(node_id, definition, blocker) if blocker is not None
+                               else method(**inputs))
+                return results
+            lengths = [len(v) for v in inputs.values()]
+            count = max(lengths) if lengths else 1
+            if lengths and min(lengths) == 0:
+                count = 0
+            for index in range(count):
+                if self.interrupt is not None and self.interrupt.is_set():
+                    raise InterruptedByUser("interrupted")
+                if count == 1:
+                    args = {name: values[0] for name, values in inputs.items()}
+                else:
+                    args = {name: values[index] if index < len(values) else values[-1]
+                            for name, values in inputs.items()}
+                blocker = None
+                if not lazy:
+                    for value in args.values():
+                        if type(value) is ExecutionBlocker:
+                            blocker = value
+                            break
+                results.append(self._blocker(node_id, definition, blocker) if blocker is not None
+                               else method(**args))
+        return results
+
+    def _blocker(self, node_id: str, definition: NodeDefinition, blocker: ExecutionBlocker) -> ExecutionBlocker:
+        if blocker.message is not None:
+            self._emit("execution_error", {
+                "prompt_id": self.prompt_id, "node_id": node_id, "node_type": definition.name,
+                "executed": list(self.outcome.executed), "exception_message": blocker.message,
+                "exception_type": "ExecutionBlocked", "traceback": [], "current_inputs": {},
+                "current_outputs": []})
+            return ExecutionBlocker(None)
+        return blocker
+
+    def _call(self, node_id: str, definition: NodeDefinition, instance: Any,
+              inputs: dict[str, list[Any]]) -> tuple[list[list[Any]], dict[str, Any] | None]:
+        records = None
+        if self.executor.mutation_check:
+            from engine import mutation
+
+            records = mutation.snapshot({k: v for k, v in inputs.items() if k in definition.inputs})
+        returns = self._map(node_id, definition, instance, definition.function, inputs)
+        if records is not None:
+            from engine import mutation
+
+            path = mutation.find_mutation(records)
+            if path is not None:
+                self._discard_sources(node_id)
+                raise InputMutationError(
+                    f"node {node_id} ({definition.name}) modified its input {path} in place; inputs may "
+                    "be shared with the cache and other nodes: clone a value before changing it")
+        return self._merge(node_id, definition, returns)
+
+    def _discard_sources(self, node_id: str) -> None:
+        for value in self.prompt[node_id]["inputs"].values():
+            if type(value) is list and value[0] in self.keys:
+                self.cache.discard(self.keys[value[0]])
+                self.local_by_key.pop(self.keys[value[0]], None)
+
+    def _merge(self, node_id: str, definition: NodeDefinition,
+               returns: list[Any]) -> tuple[list[list[Any]], dict[str, Any] | None]:
+        """ComfyUI's result merge: per-call tuples -> per-slot lists; ui dicts concatenated."""
+        n_out = len(definition.outputs)
+        tuples: list[Any] = []
+        uis: list[dict[str, Any]] = []
+        for value in returns:
+            if type(value) is ExecutionBlocker:
+                tuples.append((value,) * n_out)
+                continue
+            if isinstance(value, dict):
+                if "expand" in value:
+                    raise NodeOutputError(f"node {node_id} ({definition.name}) returned a graph to expand; "
+                                          "node expansion is not supported")
+                if value.get("ui") is not None:
+                    uis.append(value["ui"])
+                value = value.get("result", ())
+            if value is None:
+                value = ()
+            if not isinstance(value, (tuple, list)):
+                raise NodeOutputError(f"node {node_id} ({definition.name}) returned {type(value).__name__}; "
+                                      "a node returns a tuple or a dict with 'ui'/'result'")
+            if len(value) < n_out:
+                raise NodeOutputError(f"node {node_id} ({definition.name}) returned {len(value)} values but "
+                                      f"RETURN_TYPES declares {n_out}")
+            tuples.append(value)
+        outputs: list[list[Any]] = []
+        for slot, spec in enumerate(definition.outputs):
+            if spec.is_list:
+                merged: list[Any] = []
+                for value in tuples:
+                    item = value[slot]
+                    if type(item) is ExecutionBlocker:
+                        merged.append(item)
+                    else:
+                        merged.extend(item)
+                outputs.append(merged)
+            else:
+                outputs.append([value[slot] for value in tuples])
+        ui: dict[str, Any] | None = None
+        if uis:
+            ui = {}
+            for part in uis:
+                for k, v in part.items():
+                    if isinstance(v, list) and isinstance(ui.get(k), list):
+                        ui[k] = ui[k] + v
+                    else:
+                        ui[k] = list(v) if isinstance(v, list) else v
+        return outputs, ui
+
+    def _progress_callback(self, node_id: str) -> Callable[[int, int, Any], None] | None:
+        if self.quiet:
+            return None
+
+        def on_progress(value: int, total: int, preview: tuple[str, bytes] | None) -> None:
+            self._emit("progress", {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id})
+            self._progress_state(node_id, "running", value, total)
+            if preview is not None:
+                image_format, image = preview
+                self.listener.on_preview(self.prompt_id, node_id, image_format, image)
+
+        return on_progress
+
+    # ---- failures -----------------------------------------------------------------------
+    def _interrupted(self, node_id: str, definition: NodeDefinition) -> None:
+        self._message("execution_interrupted", {
+            "prompt_id": self.prompt_id, "node_id": node_id, "node_type": definition.name,
+            "executed": list(self.outcome.executed), "timestamp": _timestamp()})
+        self.outcome.error = {"type": "interrupted", "node_id": node_id, "node_type": definition.name,
+                              "exception_message": "Interrupted by the user"}
+        raise _Stop("interrupted")
+
+    def _fail(self, node_id: str, exc: BaseException, inputs: dict[str, list[Any]]) -> None:
+        node = self.prompt.get(node_id, {})
+        exc_type = type(exc)
+        record = {
+            "prompt_id": self.prompt_id, "node_id": node_id, "node_type": node.get("class_type"),
+            "executed": list(self.outcome.executed), "exception_message": str(exc),
+            "exception_type": f"{exc_type.__module__}.{exc_type.__qualname__}"
+            if exc_type.__module__ != "builtins" else exc_type.__qualname__,
+            "traceback": traceback.format_tb(exc.__traceback__),
+            "current_inputs": {name: [_format_value(v) for v in values] for name, values in inputs.items()},
+            "current_outputs": list(self.results), "timestamp": _timestamp()}
+        log.error("node %s (%s) failed: %s", node_id, node.get("class_type"), exc)
+        self._progress_state(node_id, "error", 0, 1)
+        self._message("execution_error", record)
+        self.outcome.error = record
+        raise _Stop("error")
+
+
+@contextlib.contextmanager
+def _inference_mode():
+    """torch.inference_mode around node calls, without importing torch for torch-free graphs."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        try:
+            import torch  # noqa: F811
+        except ImportError:  # pragma: no cover - torch is a hard requirement of the app
+            yield
+            return
+    with torch.inference_mode():
+        yield

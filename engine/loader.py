@@ -1,0 +1,131 @@
+"""Filling a registry from node modules: built-in `nodes/*` modules and `custom_nodes/*` packs.
+
+A module that fails to import, or a pack whose node name collides with one already registered,
+is reported as a LoadProblem on the registry and skipped; start-up carries on.
+Called only from the composition root (app.bootstrap), never at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import logging
+import pkgutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from engine.errors import PathEscapeError
+from engine.paths import contained_path
+from engine.registry import NodeRegistry
+
+log = logging.getLogger(__name__)
+
+
+def load_package_modules(registry: NodeRegistry, package: ModuleType) -> list[str]:
+    """Import every submodule of `package` that exports NODE_CLASS_MAPPINGS and register it."""
+    loaded = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module_name = f"{package.__name__}.{info.name}"
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # one broken module must not take the others down
+            registry.report_problem(module_name, f"import failed: {type(exc).__name__}: {exc}",
+                                    traceback.format_exc())
+            continue
+        mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+        if mappings is None:
+            continue
+        if not isinstance(mappings, dict):
+            registry.report_problem(module_name, "NODE_CLASS_MAPPINGS is not a dict")
+            continue
+        registry.register_mappings(mappings, getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None), module_name)
+        loaded.append(module_name)
+    return loaded
+
+
+def _pack_entries(directory: Path) -> list[Path]:
+    entries = []
+    for entry in sorted(directory.iterdir(), key=lambda p: p.name):
+        name = entry.name
+        if name.startswith((".", "_")) or name.endswith(".disabled") or name == "__pycache__":
+            continue
+        if entry.is_dir() and (entry / "__init__.py").is_file():
+            entries.append(entry)
+        elif entry.is_file() and entry.suffix == ".py":
+            entries.append(entry)
+    return entries
+
+
+def _import_pack(entry: Path) -> ModuleType:
+    """Import a pack from its path under a private, path-unique module name."""
+    stem = entry.stem if entry.is_file() else entry.name
+    unique = hashlib.sha1(str(entry.resolve()).encode()).hexdigest()[:10]
+    module_name = f"_lg_custom_nodes_{unique}_{''.join(c if c.isalnum() else '_' for c in stem)}"
+    if entry.is_dir():
+        spec = importlib.util.spec_from_file_location(module_name, entry / "__init__.py",
+                                                      submodule_search_locations=[str(entry)])
+    else:
+        spec = importlib.util.spec_from_file_location(module_name, entry)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {entry}")
+    module = importlib.util.module_from_spec(spec)
+    for stale in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
+        del sys.modules[stale]  # a fresh runtime re-imports the pack from disk
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def load_custom_node_packs(registry: NodeRegistry, directory: Path) -> dict[str, dict[str, Any]]:
+    """Load every pack in `directory` (ComfyUI layout); returns a per-pack summary.
+
+    A pack is a package directory or a single .py file exporting NODE_CLASS_MAPPINGS (and
+    optionally NODE_DISPLAY_NAME_MAPPINGS and WEB_DIRECTORY). Names ending in `.disabled`
+    are skipped. Packs load in name order, so results never depend on the filesystem.
+    """
+    summary: dict[str, dict[str, Any]] = {}
+    if not directory.is_dir():
+        return summary
+    for entry in _pack_entries(directory):
+        pack = entry.stem if entry.is_file() else entry.name
+        source = f"custom_nodes/{entry.name}"
+        started = time.perf_counter()
+        problems_before = len(registry.problems)
+        try:
+            module = _import_pack(entry)
+        except BaseException as exc:  # includes SystemExit from a badly written pack
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            registry.report_problem(source, f"import failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+            summary[pack] = {"ok": False, "nodes": [], "seconds": time.perf_counter() - started}
+            continue
+        mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+        nodes: list[str] = []
+        if not isinstance(mappings, dict):
+            registry.report_problem(source, "pack exports no NODE_CLASS_MAPPINGS dict; skipped")
+        else:
+            nodes = registry.register_mappings(mappings, getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None),
+                                               f"custom_nodes.{pack}")
+        web = getattr(module, "WEB_DIRECTORY", None)
+        if isinstance(web, str) and entry.is_dir():
+            try:
+                web_dir = contained_path(entry, web)
+            except PathEscapeError as exc:
+                registry.report_problem(source, f"WEB_DIRECTORY rejected: {exc}")
+            else:
+                if web_dir.is_dir():
+                    registry.web_directories[pack] = web_dir
+        summary[pack] = {"ok": len(registry.problems) == problems_before, "nodes": nodes,
+                         "seconds": time.perf_counter() - started}
+    return summary
