@@ -1,0 +1,109 @@
+"""Tokenisation equals open_clip's SimpleTokenizer, with SD's BOS/EOS, padding and chunking rules."""
+
+import pytest
+
+from diffusion.text.arch import BOS_TOKEN, EOS_TOKEN
+from diffusion.text.tokenizer import SDTokenizer, normalize_text
+from diffusion.text.vocab import build_vocab_and_merges, find_bpe_vocab
+from tests.support.reference_imports import import_open_clip
+
+TEXTS = [
+    "a photo of a cat",
+    "Don't STOP — café naïve, it's O'Neil's",
+    "ＡＢＣ ｆｕｌｌｗｉｄｔｈ letters",
+    "salt &amp; pepper &amp;amp; &lt;tag&gt;",
+    "emoji 🐱 and 中文 text",
+    "multiple   spaces\tand\nnewlines",
+    "numbers 12345 and 3.14159, 8k uhd",
+    "hyper-detailed!!! ???",
+]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return import_open_clip()
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_token_ids_equal_open_clip_simple_tokenizer(reference, text):
+    expected = reference.tokenizer.SimpleTokenizer().encode(text)
+    assert SDTokenizer("g", 0).token_ids(text) == expected
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_bigg_chunk_equals_open_clip_tokenize_with_zero_padding(reference, text):
+    expected = reference.tokenize([text])[0].tolist()
+    [chunk] = SDTokenizer("g", pad_token=0).tokenize_with_weights(text)
+    assert [t for t, _ in chunk] == expected
+
+
+def test_clip_l_pads_with_end_token():
+    [chunk] = SDTokenizer("l", pad_token=EOS_TOKEN).tokenize_with_weights("a photo of a cat")
+    ids = [t for t, _ in chunk]
+    assert ids[:7] == [BOS_TOKEN, 320, 1125, 539, 320, 2368, EOS_TOKEN]
+    assert ids[7:] == [EOS_TOKEN] * 70 and len(ids) == 77
+
+
+def test_empty_prompt_is_one_chunk_of_bos_eos_padding():
+    [chunk] = SDTokenizer("h", pad_token=0).tokenize_with_weights("")
+    assert [t for t, _ in chunk] == [BOS_TOKEN, EOS_TOKEN] + [0] * 75
+    assert all(w == 1.0 for _, w in chunk)
+
+
+def test_normalisation_unescapes_html_and_folds_fullwidth():
+    assert normalize_text("  ＡＢＣ &amp;amp;  x ") == "abc & x"
+
+
+def test_vocabulary_has_49408_entries_with_special_tokens_last():
+    vocab, merges = build_vocab_and_merges(find_bpe_vocab())
+    assert len(vocab) == 49408 and len(merges) == 48894
+    assert vocab["<|startoftext|>"] == BOS_TOKEN and vocab["<|endoftext|>"] == EOS_TOKEN
+
+
+def _ids(chunk):
+    return [t for t, _ in chunk]
+
+
+def test_long_prompt_is_split_into_chunks_of_75_tokens():
+    tokenizer = SDTokenizer("l", EOS_TOKEN)
+    chunks = tokenizer.tokenize_with_weights("cat " * 100)  # "cat" is one token
+    assert len(chunks) == 2
+    assert all(len(c) == 77 and c[0][0] == BOS_TOKEN for c in chunks)
+    assert _ids(chunks[0]).count(2368) == 75 and _ids(chunks[0])[76] == EOS_TOKEN
+    assert _ids(chunks[1]).count(2368) == 25 and _ids(chunks[1])[26] == EOS_TOKEN
+
+
+def test_short_words_move_whole_to_the_next_chunk():
+    tokenizer = SDTokenizer("l", EOS_TOKEN)
+    word = "photorealistic"  # several tokens, fewer than 8
+    word_ids = tokenizer.token_ids(word)
+    assert 1 < len(word_ids) <= 7
+    chunks = tokenizer.tokenize_with_weights("cat " * 74 + word)
+    assert _ids(chunks[0])[1:76] == [2368] * 74 + [EOS_TOKEN]
+    assert _ids(chunks[1])[1 : 1 + len(word_ids)] == word_ids
+
+
+def test_words_longer_than_seven_tokens_are_split_at_the_chunk_end():
+    tokenizer = SDTokenizer("l", EOS_TOKEN)
+    word = "-".join(["x"] * 10)  # 19 tokens
+    word_ids = tokenizer.token_ids(word)
+    assert len(word_ids) >= 8
+    chunks = tokenizer.tokenize_with_weights("cat " * 70 + word)
+    assert _ids(chunks[0])[71:76] == word_ids[:5]
+    assert _ids(chunks[1])[1 : 1 + len(word_ids) - 5] == word_ids[5:]
+
+
+def test_weights_follow_their_words_across_chunks():
+    tokenizer = SDTokenizer("l", EOS_TOKEN)
+    [chunk] = tokenizer.tokenize_with_weights("a (red:1.5) [fox]")
+    weights = {t: w for t, w in chunk[1:4]}
+    red, fox = tokenizer.token_ids("red")[0], tokenizer.token_ids("fox")[0]
+    assert weights[320] == 1.0 and weights[red] == 1.5 and weights[fox] == pytest.approx(1 / 1.1)
+
+
+def test_missing_embedding_is_dropped_with_a_warning(caplog):
+    tokenizer = SDTokenizer("l", EOS_TOKEN)
+    with caplog.at_level("WARNING"):
+        [chunk] = tokenizer.tokenize_with_weights("a embedding:nothere, cat")
+    assert "nothere" in caplog.text
+    assert _ids(chunk)[:5] == [BOS_TOKEN, 320, 267, 2368, EOS_TOKEN]  # "a" "," "cat"
