@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.requests import BadRequest
 
@@ -93,6 +94,10 @@ def same_origin(origin: str, request: web.Request) -> bool:
     except ValueError:
         return False
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return False
+    # behind a TLS-terminating proxy the browser's scheme arrives as X-Forwarded-Proto
+    schemes = {request.scheme, request.headers.get("X-Forwarded-Proto", "").lower()}
+    if parsed.scheme not in schemes:
         return False
     host = split_host(request.host or "")
     if host is None or parsed.hostname.lower().rstrip(".") != host:
@@ -194,6 +199,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return error_body(exc.status, _http_error_type(exc.status), exc.reason or "Request refused")
+    except HttpProcessingError as exc:  # malformed multipart headers and the like
+        return error_body(400, "bad_request", f"Malformed request: {exc.message or exc}")
     except json.JSONDecodeError as exc:  # a handler forgot to validate; still the client's fault
         return error_body(400, "invalid_json", f"Request body is not valid JSON: {exc.msg}")
     except Exception:

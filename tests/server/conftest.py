@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from server.context import ServerConfig
-from tests.server.harness import ServerThread, test_runtime
+from tests.server.harness import ServerThread, make_runtime
 
 
 @pytest.fixture(scope="module")
@@ -18,5 +18,5 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(base_dir: Path) -> Iterator[ServerThread]:
-    with ServerThread(test_runtime(base_dir), ServerConfig(port=0, web_root=base_dir / "no-editor")) as running:
+    with ServerThread(make_runtime(base_dir), ServerConfig(port=0, web_root=base_dir / "no-editor")) as running:
         yield running

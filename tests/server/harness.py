@@ -26,7 +26,7 @@ from server.main import serve
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_runtime(base: Path, registry: Any = None) -> SimpleNamespace:
+def make_runtime(base: Path, registry: Any = None) -> SimpleNamespace:
     """Registry (test pack), output cache, services and executor over a temporary base dir."""
     from engine.cache import OutputCache
     from engine.executor import Executor
