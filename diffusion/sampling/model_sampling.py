@@ -1,0 +1,157 @@
+"""Noise levels of discrete-time SD models: the 1000-step sigma table and the eps/v/LCM
+parameterisations that turn a raw network output into a denoised latent.
+
+Timesteps are **rounded** to the nearest table entry (in log-sigma) before they reach the network,
+as ComfyUI does (k-diffusion's ``CompVisDenoiser(quantize=True)``): the UNet was trained on integer
+timesteps and rounding is what makes our images match ComfyUI's for the same settings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+DEFAULT_LINEAR_START = 0.00085
+DEFAULT_LINEAR_END = 0.012
+DEFAULT_TIMESTEPS = 1000
+# ᾱ at the last step after zero-terminal-SNR rescaling: exactly 0 would make sigma infinite.
+ZERO_SNR_LAST_ALPHA_BAR = 4.8973451890853435e-08
+PREDICTIONS = ("eps", "v_prediction", "lcm")
+
+
+def scaled_linear_sigmas(
+    timesteps: int = DEFAULT_TIMESTEPS,
+    linear_start: float = DEFAULT_LINEAR_START,
+    linear_end: float = DEFAULT_LINEAR_END,
+    zero_terminal_snr: bool = False,
+) -> torch.Tensor:
+    """σ_t = √((1−ᾱ_t)/ᾱ_t) for SD's "scaled linear" betas, computed in float64."""
+    betas = torch.linspace(linear_start**0.5, linear_end**0.5, timesteps, dtype=torch.float64) ** 2
+    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+    if zero_terminal_snr:
+        alphas_cumprod = rescale_zero_terminal_snr(alphas_cumprod)
+    return ((1.0 - alphas_cumprod) / alphas_cumprod) ** 0.5
+
+
+def rescale_zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Shift and scale √ᾱ so the last step has (almost) zero SNR (Lin et al. 2023, Alg. 1)."""
+    root = alphas_cumprod.sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * (first / (first - last))
+    rescaled = root**2
+    rescaled[-1] = ZERO_SNR_LAST_ALPHA_BAR
+    return rescaled
+
+
+@dataclass
+class DiscreteModelSampling:
+    """A discrete model's noise table plus its output parameterisation.
+
+    ``sigmas`` are float32 like ComfyUI's buffers so sigma_min/sigma_max (and therefore karras
+    and exponential schedules) agree with it bit for bit.
+    """
+
+    sigmas: torch.Tensor
+    prediction: str = "eps"
+    # LCM-distilled models only see every ``skip_steps``-th timestep of the original table.
+    skip_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction type {self.prediction!r}; expected one of {PREDICTIONS}")
+        self.sigmas = self.sigmas.float()
+        self.log_sigmas = self.sigmas.log()
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigmas[0])
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigmas[-1])
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Nearest table index (in log σ) for each sigma: the integer timestep the UNet sees."""
+        dists = sigma.float().log().to(self.log_sigmas.device) - self.log_sigmas[:, None]
+        index = dists.abs().argmin(dim=0).view(sigma.shape)
+        return (index * self.skip_steps + (self.skip_steps - 1)).to(sigma.device)
+
+    def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
+        """σ for (possibly fractional) timesteps, interpolating the table in log σ."""
+        t = timestep.float().to(self.log_sigmas.device)
+        t = ((t - (self.skip_steps - 1)) / self.skip_steps).clamp(0, len(self.sigmas) - 1)
+        low, high = t.floor().long(), t.ceil().long()
+        w = t.frac()
+        log_sigma = (1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]
+        return log_sigma.exp().to(timestep.device)
+
+    def percent_to_sigma(self, percent: float) -> float:
+        """Sampling progress (0 = start, 1 = end) → σ, as ComfyUI's timestep ranges use it."""
+        if percent <= 0.0:
+            return 999999999.9
+        if percent >= 1.0:
+            return 0.0
+        return float(self.sigma(torch.tensor((1.0 - percent) * 999.0)))
+
+    def calculate_input(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """c_in: the UNet expects unit-variance input, x/√(σ²+1)."""
+        return x / (_bcast(sigma, x) ** 2 + 1.0) ** 0.5
+
+    def calculate_denoised(self, sigma: torch.Tensor, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x0 from the raw network output (eps or v) and the noisy latent x."""
+        s = _bcast(sigma, output)
+        if self.prediction == "v_prediction":
+            return x / (s**2 + 1.0) - output * s / (s**2 + 1.0) ** 0.5
+        x0 = x - output * s
+        if self.prediction == "lcm":
+            # Consistency-model boundary condition with σ_data = 0.5 and timestep scaling 10.
+            t = _bcast(self.timestep(sigma.reshape(-1)).float(), output) * 10.0
+            c_skip = 0.25 / (t**2 + 0.25)
+            c_out = t / (t**2 + 0.25) ** 0.5
+            return c_out * x0 + c_skip * x
+        return x0
+
+    def noise_scaling(
+        self, sigma: torch.Tensor | float, noise: torch.Tensor, latent: torch.Tensor, max_denoise: bool = False
+    ) -> torch.Tensor:
+        """Starting point x = latent + σ·noise; a full denoise uses √(1+σ²) like ComfyUI's EPS."""
+        sigma = torch.as_tensor(sigma, dtype=noise.dtype, device=noise.device)
+        scale = (1.0 + sigma**2) ** 0.5 if max_denoise else sigma
+        if scale.ndim:
+            scale = _bcast(scale, noise)
+        return latent + noise * scale
+
+    def is_max_denoise(self, first_sigma: float) -> bool:
+        """True when sampling starts at (or above) the top of the table: txt2img."""
+        return math.isclose(self.sigma_max, first_sigma, rel_tol=1e-5) or first_sigma > self.sigma_max
+
+
+def _bcast(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    sigma = sigma.to(like.dtype)
+    if sigma.ndim == 0:
+        return sigma
+    return sigma.reshape(sigma.shape[:1] + (1,) * (like.ndim - 1))
+
+
+def model_sampling_from_config(config: Any) -> DiscreteModelSampling:
+    """Build the sampling table from a ``SamplingConfig`` (or any object with its fields).
+
+    ``prediction == "lcm"`` keeps every 20th step of the 1000-step table (50 "original" steps),
+    as LCM distillation does.
+    """
+    prediction = getattr(config, "prediction", "eps") or "eps"
+    sigmas = scaled_linear_sigmas(
+        timesteps=int(getattr(config, "timesteps", DEFAULT_TIMESTEPS) or DEFAULT_TIMESTEPS),
+        linear_start=float(getattr(config, "linear_start", DEFAULT_LINEAR_START) or DEFAULT_LINEAR_START),
+        linear_end=float(getattr(config, "linear_end", DEFAULT_LINEAR_END) or DEFAULT_LINEAR_END),
+        zero_terminal_snr=bool(getattr(config, "zero_terminal_snr", False)),
+    ).float()
+    if prediction != "lcm":
+        return DiscreteModelSampling(sigmas, prediction)
+    original_steps = 50
+    skip = len(sigmas) // original_steps
+    kept = torch.stack([sigmas[len(sigmas) - 1 - i * skip] for i in range(original_steps)]).flip(0)
+    return DiscreteModelSampling(kept, "lcm", skip_steps=skip)

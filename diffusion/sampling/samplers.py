@@ -1,0 +1,695 @@
+"""Samplers, k-diffusion style: one plain function per sampler.
+
+Every sampler has the signature ``sample_x(model, x, sigmas, extra_args=None, callback=None, ...)``
+where ``model(x, sigma[B], **extra_args)`` returns the denoised latent x0, ``x`` is already
+noise·σ₀ (+ the image for img2img) and ``sigmas`` descends to the final noise level.
+``callback`` receives ``{"x", "i", "sigma", "sigma_hat", "denoised"}`` once per step.
+Samplers that inject noise draw it from ``noise_sampler(sigma, sigma_next)``; by default a
+generator seeded from ``extra_args["seed"]`` (a Brownian tree for the SDE samplers), so equal
+inputs give equal outputs. The math follows the papers cited in each docstring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from diffusion.sampling.noise import BrownianTreeNoiseSampler, NoiseSampler, default_noise_sampler
+
+Denoiser = Callable[..., torch.Tensor]
+Callback = Callable[[dict[str, Any]], None] | None
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
+    """ODE derivative dx/dσ = (x − x0)/σ (Karras et al. 2022, eq. 3)."""
+    return (x - denoised) / sigma
+
+
+def get_ancestral_step(sigma_from: torch.Tensor, sigma_to: torch.Tensor, eta: float = 1.0):
+    """Split a step into a deterministic part down to σ_down and fresh noise of size σ_up,
+    with σ_down² + σ_up² = σ_to²."""
+    if not eta:
+        return sigma_to, torch.zeros_like(sigma_to)
+    sigma_up = torch.minimum(sigma_to, eta * (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5)
+    sigma_down = (sigma_to**2 - sigma_up**2) ** 0.5
+    return sigma_down, sigma_up
+
+
+def _setup(x: torch.Tensor, extra_args: dict | None):
+    extra_args = {} if extra_args is None else extra_args
+    return extra_args, x.new_ones([x.shape[0]])
+
+
+def _seeded(x: torch.Tensor, extra_args: dict, noise_sampler: NoiseSampler | None) -> NoiseSampler:
+    return noise_sampler or default_noise_sampler(x, seed=extra_args.get("seed"))
+
+
+def _brownian(x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict, noise_sampler: NoiseSampler | None):
+    if noise_sampler is not None:
+        return noise_sampler
+    positive = sigmas[sigmas > 0]
+    return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=extra_args.get("seed"))
+
+
+def _report(callback: Callback, x, i, sigma, sigma_hat, denoised) -> None:
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
+
+
+def _churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise, noise_sampler_factory):
+    """Karras' stochastic "churn": raise σ by a factor (1+γ) with fresh noise before the step."""
+    gamma = min(s_churn / (len(sigmas) - 1), 2**0.5 - 1) if s_tmin <= sigmas[i] <= s_tmax else 0.0
+    sigma_hat = sigmas[i] * (gamma + 1)
+    if gamma > 0:
+        eps = noise_sampler_factory()(sigmas[i], sigmas[i + 1]) * s_noise
+        x = x + eps * (sigma_hat**2 - sigmas[i] ** 2) ** 0.5
+    return x, sigma_hat
+
+
+# --- first-order and Heun-type samplers ------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_euler(model, x, sigmas, extra_args=None, callback=None, s_churn=0.0, s_tmin=0.0,
+                 s_tmax=float("inf"), s_noise=1.0, noise_sampler=None):
+    """Euler steps on the probability-flow ODE (Karras et al. 2022, Alg. 2 with Euler)."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise = _lazy_noise(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        x, sigma_hat = _churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise, noise)
+        denoised = model(x, sigma_hat * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        x = x + to_d(x, sigma_hat, denoised) * (sigmas[i + 1] - sigma_hat)
+    return x
+
+
+@torch.no_grad()
+def sample_euler_ancestral(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                           noise_sampler=None):
+    """Euler step to σ_down, then fresh noise σ_up (ancestral sampling)."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        sigma_down, sigma_up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = x + to_d(x, sigmas[i], denoised) * (sigma_down - sigmas[i])
+        if sigmas[i + 1] > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
+
+
+@torch.no_grad()
+def sample_heun(model, x, sigmas, extra_args=None, callback=None, s_churn=0.0, s_tmin=0.0,
+                s_tmax=float("inf"), s_noise=1.0, noise_sampler=None):
+    """Heun's second-order method (Karras et al. 2022, Alg. 2); Euler for the last step to 0."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise = _lazy_noise(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        x, sigma_hat = _churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise, noise)
+        denoised = model(x, sigma_hat * s_in, **extra_args)
+        d = to_d(x, sigma_hat, denoised)
+        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        dt = sigmas[i + 1] - sigma_hat
+        if sigmas[i + 1] == 0:
+            x = x + d * dt
+            continue
+        x_2 = x + d * dt
+        denoised_2 = model(x_2, sigmas[i + 1] * s_in, **extra_args)
+        d_2 = to_d(x_2, sigmas[i + 1], denoised_2)
+        x = x + (d + d_2) / 2 * dt
+    return x
+
+
+@torch.no_grad()
+def sample_dpm_2(model, x, sigmas, extra_args=None, callback=None, s_churn=0.0, s_tmin=0.0,
+                 s_tmax=float("inf"), s_noise=1.0, noise_sampler=None):
+    """Midpoint method with the midpoint taken in log σ (DPM-Solver-2 flavour)."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise = _lazy_noise(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        x, sigma_hat = _churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise, noise)
+        denoised = model(x, sigma_hat * s_in, **extra_args)
+        d = to_d(x, sigma_hat, denoised)
+        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        if sigmas[i + 1] == 0:
+            x = x + d * (sigmas[i + 1] - sigma_hat)
+            continue
+        sigma_mid = sigma_hat.log().lerp(sigmas[i + 1].log(), 0.5).exp()
+        x_2 = x + d * (sigma_mid - sigma_hat)
+        denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
+        x = x + to_d(x_2, sigma_mid, denoised_2) * (sigmas[i + 1] - sigma_hat)
+    return x
+
+
+@torch.no_grad()
+def sample_dpm_2_ancestral(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                           noise_sampler=None):
+    """dpm_2 down to σ_down, then fresh noise σ_up."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        sigma_down, sigma_up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        d = to_d(x, sigmas[i], denoised)
+        if sigma_down == 0:
+            x = x + d * (sigma_down - sigmas[i])
+            continue
+        sigma_mid = sigmas[i].log().lerp(sigma_down.log(), 0.5).exp()
+        x_2 = x + d * (sigma_mid - sigmas[i])
+        denoised_2 = model(x_2, sigma_mid * s_in, **extra_args)
+        x = x + to_d(x_2, sigma_mid, denoised_2) * (sigma_down - sigmas[i])
+        x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
+
+
+def _lazy_noise(x, extra_args, noise_sampler):
+    """Churn noise is rarely used: build the generator only when a step asks for it."""
+    cache: list[NoiseSampler] = []
+
+    def factory() -> NoiseSampler:
+        if not cache:
+            cache.append(_seeded(x, extra_args, noise_sampler))
+        return cache[0]
+
+    return factory
+
+
+# --- linear multistep --------------------------------------------------------------------------
+
+
+def lms_coefficient(order: int, t: np.ndarray, i: int, j: int) -> float:
+    """∫_{t_i}^{t_{i+1}} of the Lagrange basis polynomial through t_i, …, t_{i-order+1}
+    for node t_{i-j}, integrated exactly (it is a polynomial)."""
+    if order - 1 > i:
+        raise ValueError(f"order {order} too high for step {i}")
+    poly = np.polynomial.Polynomial([1.0])
+    for k in range(order):
+        if k != j:
+            poly *= np.polynomial.Polynomial([-t[i - k], 1.0]) / (t[i - j] - t[i - k])
+    antiderivative = poly.integ()
+    return float(antiderivative(t[i + 1]) - antiderivative(t[i]))
+
+
+@torch.no_grad()
+def sample_lms(model, x, sigmas, extra_args=None, callback=None, order=4):
+    """Linear multistep (Adams–Bashforth in σ) using up to ``order`` past derivatives."""
+    extra_args, s_in = _setup(x, extra_args)
+    t = sigmas.detach().cpu().double().numpy()
+    ds: list[torch.Tensor] = []
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        ds.append(to_d(x, sigmas[i], denoised))
+        if len(ds) > order:
+            ds.pop(0)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        cur_order = min(i + 1, order)
+        coeffs = [lms_coefficient(cur_order, t, i, j) for j in range(cur_order)]
+        x = x + sum(c * d for c, d in zip(coeffs, reversed(ds)))
+    return x
+
+
+# --- DPM-Solver (Lu et al. 2022), in t = −log σ -------------------------------------------------
+
+
+class _DPMSolver:
+    """Shared state of the fast and adaptive DPM-Solver variants: the eps evaluations."""
+
+    def __init__(self, model, extra_args, callback):
+        self.model, self.extra_args, self.callback = model, extra_args, callback
+
+    @staticmethod
+    def sigma(t):
+        return t.neg().exp()
+
+    @staticmethod
+    def t(sigma):
+        return sigma.log().neg()
+
+    def eps(self, cache, key, x, t):
+        if key not in cache:
+            sigma = self.sigma(t)
+            cache[key] = (x - self.model(x, sigma * x.new_ones([x.shape[0]]), **self.extra_args)) / sigma
+        return cache[key]
+
+    def step_1(self, x, t, t_next, cache):
+        h = t_next - t
+        return x - self.sigma(t_next) * h.expm1() * self.eps(cache, "eps", x, t)
+
+    def step_2(self, x, t, t_next, cache, r1=1 / 2):
+        h = t_next - t
+        eps = self.eps(cache, "eps", x, t)
+        s1 = t + r1 * h
+        u1 = x - self.sigma(s1) * (r1 * h).expm1() * eps
+        eps_r1 = self.eps(cache, "eps_r1", u1, s1)
+        return x - self.sigma(t_next) * h.expm1() * eps - self.sigma(t_next) / (2 * r1) * h.expm1() * (eps_r1 - eps)
+
+    def step_3(self, x, t, t_next, cache, r1=1 / 3, r2=2 / 3):
+        h = t_next - t
+        eps = self.eps(cache, "eps", x, t)
+        s1, s2 = t + r1 * h, t + r2 * h
+        u1 = x - self.sigma(s1) * (r1 * h).expm1() * eps
+        eps_r1 = self.eps(cache, "eps_r1", u1, s1)
+        u2 = (x - self.sigma(s2) * (r2 * h).expm1() * eps
+              - self.sigma(s2) * (r2 / r1) * ((r2 * h).expm1() / (r2 * h) - 1) * (eps_r1 - eps))
+        eps_r2 = self.eps(cache, "eps_r2", u2, s2)
+        return x - self.sigma(t_next) * h.expm1() * eps - self.sigma(t_next) / r2 * (h.expm1() / h - 1) * (eps_r2 - eps)
+
+    def report(self, x, i, t, cache):
+        if self.callback is not None:
+            sigma = self.sigma(t)
+            denoised = x - sigma * cache["eps"]
+            self.callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+
+
+def _dpm_range(sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """DPM-Solver integrates to a positive σ: use the last non-zero sigma (as ComfyUI does)."""
+    sigma_min = sigmas[-1] if sigmas[-1] > 0 else sigmas[-2]
+    return sigma_min, sigmas[0]
+
+
+@torch.no_grad()
+def sample_dpm_fast(model, x, sigmas, extra_args=None, callback=None, eta=0.0, s_noise=1.0, noise_sampler=None):
+    """DPM-Solver-fast: ``len(sigmas)-1`` model evaluations spent on uniform steps in log σ,
+    mostly third order (Lu et al. 2022, §3.4)."""
+    if len(sigmas) <= 1:
+        return x
+    extra_args, _ = _setup(x, extra_args)
+    nfe = len(sigmas) - 1
+    sigma_min, sigma_max = _dpm_range(sigmas)
+    solver = _DPMSolver(model, extra_args, callback)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    t_start, t_end = solver.t(torch.as_tensor(sigma_max)), solver.t(torch.as_tensor(sigma_min))
+    m = math.floor(nfe / 3) + 1
+    ts = torch.linspace(float(t_start), float(t_end), m + 1, device=x.device)
+    orders = [3] * (m - 2) + [2, 1] if nfe % 3 == 0 else [3] * (m - 1) + [nfe % 3]
+    for i, order in enumerate(orders):
+        cache: dict[str, torch.Tensor] = {}
+        t, t_next = ts[i], ts[i + 1]
+        if eta:
+            sd, _ = get_ancestral_step(solver.sigma(t), solver.sigma(t_next), eta)
+            t_next_ = torch.minimum(t_end, solver.t(sd))
+            # Clamped: float32 rounding of the log-σ grid can make the difference slightly negative.
+            su = (solver.sigma(t_next) ** 2 - solver.sigma(t_next_) ** 2).clamp(min=0) ** 0.5
+        else:
+            t_next_, su = t_next, 0.0
+        solver.eps(cache, "eps", x, t)
+        solver.report(x, i, t, cache)
+        step = {1: solver.step_1, 2: solver.step_2, 3: solver.step_3}[order]
+        x = step(x, t, t_next_, cache)
+        if eta:
+            x = x + su * s_noise * noise_sampler(solver.sigma(t), solver.sigma(t_next))
+    return x
+
+
+class _PIDStepSizeController:
+    """PID control of the log-σ step size from the embedded error estimate."""
+
+    def __init__(self, h, pcoeff, icoeff, dcoeff, order, accept_safety, eps=1e-8):
+        self.h = h
+        self.b1 = (pcoeff + icoeff + dcoeff) / order
+        self.b2 = -(pcoeff + 2 * dcoeff) / order
+        self.b3 = dcoeff / order
+        self.accept_safety, self.eps = accept_safety, eps
+        self.errs: list[float] = []
+
+    def propose_step(self, error) -> bool:
+        inv_error = 1 / (float(error) + self.eps)
+        if not self.errs:
+            self.errs = [inv_error, inv_error, inv_error]
+        self.errs[0] = inv_error
+        factor = self.errs[0] ** self.b1 * self.errs[1] ** self.b2 * self.errs[2] ** self.b3
+        factor = 1 + math.atan(factor - 1)
+        accept = factor >= self.accept_safety
+        if accept:
+            self.errs[2], self.errs[1] = self.errs[1], self.errs[0]
+        self.h *= factor
+        return accept
+
+
+@torch.no_grad()
+def sample_dpm_adaptive(model, x, sigmas, extra_args=None, callback=None, order=3, rtol=0.05, atol=0.0078,
+                        h_init=0.05, pcoeff=0.0, icoeff=1.0, dcoeff=0.0, accept_safety=0.81, eta=0.0,
+                        s_noise=1.0, noise_sampler=None):
+    """DPM-Solver-12/23 with error-controlled step size between σ_max and σ_min."""
+    if len(sigmas) <= 1:
+        return x
+    if order not in (2, 3):
+        raise ValueError("order should be 2 or 3")
+    extra_args, _ = _setup(x, extra_args)
+    sigma_min, sigma_max = _dpm_range(sigmas)
+    solver = _DPMSolver(model, extra_args, callback)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    t_start, t_end = solver.t(torch.as_tensor(sigma_max)), solver.t(torch.as_tensor(sigma_min))
+    atol_t, rtol_t = torch.tensor(atol), torch.tensor(rtol)
+    s, x_prev = t_start, x
+    pid = _PIDStepSizeController(abs(h_init), pcoeff, icoeff, dcoeff, 1.5 if eta else order, accept_safety)
+    steps = 0
+    while s < t_end - 1e-5:
+        cache: dict[str, torch.Tensor] = {}
+        t = torch.minimum(t_end, s + pid.h)
+        if eta:
+            sd, _ = get_ancestral_step(solver.sigma(s), solver.sigma(t), eta)
+            t_ = torch.minimum(t_end, solver.t(sd))
+            su = (solver.sigma(t) ** 2 - solver.sigma(t_) ** 2) ** 0.5
+        else:
+            t_, su = t, 0.0
+        solver.eps(cache, "eps", x, s)
+        if order == 2:
+            x_low = solver.step_1(x, s, t_, cache)
+            x_high = solver.step_2(x, s, t_, cache)
+        else:
+            x_low = solver.step_2(x, s, t_, cache, r1=1 / 3)
+            x_high = solver.step_3(x, s, t_, cache)
+        delta = torch.maximum(atol_t, rtol_t * torch.maximum(x_low.abs(), x_prev.abs()))
+        error = torch.linalg.norm((x_low - x_high) / delta) / x.numel() ** 0.5
+        solver.report(x, steps, s, cache)
+        if pid.propose_step(error):
+            x_prev = x_low
+            x = x_high + su * s_noise * noise_sampler(solver.sigma(s), solver.sigma(t)) if eta else x_high
+            s = t
+        steps += 1
+    return x
+
+
+# --- DPM-Solver++ (Lu et al. 2022b), in t = −log σ with data prediction ----------------------------
+
+
+@torch.no_grad()
+def sample_dpmpp_2s_ancestral(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                              noise_sampler=None):
+    """DPM-Solver++(2S) single-step second order down to σ_down, then noise σ_up."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        sigma_down, sigma_up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigma_down == 0:
+            x = x + to_d(x, sigmas[i], denoised) * (sigma_down - sigmas[i])
+        else:
+            t, t_next = -sigmas[i].log(), -sigma_down.log()
+            h = t_next - t
+            s = t + h / 2
+            x_2 = ((-s).exp() / (-t).exp()) * x - (-h / 2).expm1() * denoised
+            denoised_2 = model(x_2, (-s).exp() * s_in, **extra_args)
+            x = ((-t_next).exp() / (-t).exp()) * x - (-h).expm1() * denoised_2
+        if sigmas[i + 1] > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_sde(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                     noise_sampler=None, r=1 / 2):
+    """DPM-Solver++ SDE: two stochastic sub-steps per step (intermediate point at ratio r)."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _brownian(x, sigmas, extra_args, noise_sampler)
+    sigma_fn = lambda t: t.neg().exp()  # noqa: E731 - reads like the paper
+    t_fn = lambda sigma: sigma.log().neg()  # noqa: E731
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigmas[i + 1] == 0:
+            x = x + to_d(x, sigmas[i], denoised) * (sigmas[i + 1] - sigmas[i])
+            continue
+        t, t_next = t_fn(sigmas[i]), t_fn(sigmas[i + 1])
+        h = t_next - t
+        s = t + h * r
+        fac = 1 / (2 * r)
+        sd, su = get_ancestral_step(sigma_fn(t), sigma_fn(s), eta)
+        s_ = t_fn(sd)
+        x_2 = (sigma_fn(s_) / sigma_fn(t)) * x - (t - s_).expm1() * denoised
+        x_2 = x_2 + noise_sampler(sigma_fn(t), sigma_fn(s)) * s_noise * su
+        denoised_2 = model(x_2, sigma_fn(s) * s_in, **extra_args)
+        sd, su = get_ancestral_step(sigma_fn(t), sigma_fn(t_next), eta)
+        t_next_ = t_fn(sd)
+        denoised_d = (1 - fac) * denoised + fac * denoised_2
+        x = (sigma_fn(t_next_) / sigma_fn(t)) * x - (t - t_next_).expm1() * denoised_d
+        x = x + noise_sampler(sigma_fn(t), sigma_fn(t_next)) * s_noise * su
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(model, x, sigmas, extra_args=None, callback=None):
+    """DPM-Solver++(2M): second-order multistep from the previous x0 estimate."""
+    extra_args, s_in = _setup(x, extra_args)
+    old_denoised = None
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        t, t_next = -sigmas[i].log(), -sigmas[i + 1].log()
+        h = t_next - t
+        if old_denoised is None or sigmas[i + 1] == 0:
+            denoised_d = denoised
+        else:
+            r = (t + sigmas[i - 1].log()) / h
+            denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+        x = (sigmas[i + 1] / sigmas[i]) * x - (-h).expm1() * denoised_d
+        old_denoised = denoised
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m_sde(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                        noise_sampler=None, solver_type="midpoint"):
+    """DPM-Solver++(2M) SDE with Brownian-tree noise (midpoint or Heun correction)."""
+    if solver_type not in ("heun", "midpoint"):
+        raise ValueError("solver_type must be 'heun' or 'midpoint'")
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _brownian(x, sigmas, extra_args, noise_sampler)
+    old_denoised, h_last = None, None
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        h = None
+        if sigmas[i + 1] == 0:
+            x = denoised
+        else:
+            t, s = -sigmas[i].log(), -sigmas[i + 1].log()
+            h = s - t
+            eta_h = eta * h
+            x = sigmas[i + 1] / sigmas[i] * (-eta_h).exp() * x + (-h - eta_h).expm1().neg() * denoised
+            if old_denoised is not None:
+                r = h_last / h
+                if solver_type == "heun":
+                    x = x + ((-h - eta_h).expm1().neg() / (-h - eta_h) + 1) * (1 / r) * (denoised - old_denoised)
+                else:
+                    x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
+            if eta:
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * eta_h).expm1().neg().sqrt() * s_noise
+        old_denoised, h_last = denoised, h
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_3m_sde(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                        noise_sampler=None):
+    """DPM-Solver++(3M) SDE: third-order multistep with Brownian-tree noise."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _brownian(x, sigmas, extra_args, noise_sampler)
+    denoised_1 = denoised_2 = None
+    h_1 = h_2 = None
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        h = None
+        if sigmas[i + 1] == 0:
+            x = denoised
+        else:
+            t, s = -sigmas[i].log(), -sigmas[i + 1].log()
+            h = s - t
+            h_eta = h * (eta + 1)
+            x = torch.exp(-h_eta) * x + (-h_eta).expm1().neg() * denoised
+            phi_2 = h_eta.neg().expm1() / h_eta + 1
+            if h_2 is not None:
+                r0, r1 = h_1 / h, h_2 / h
+                d1_0 = (denoised - denoised_1) / r0
+                d1_1 = (denoised_1 - denoised_2) / r1
+                d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+                d2 = (d1_0 - d1_1) / (r0 + r1)
+                phi_3 = phi_2 / h_eta - 0.5
+                x = x + phi_2 * d1 - phi_3 * d2
+            elif h_1 is not None:
+                x = x + phi_2 * (denoised - denoised_1) / (h_1 / h)
+            if eta:
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * h * eta).expm1().neg().sqrt() * s_noise
+        denoised_1, denoised_2 = denoised, denoised_1
+        h_1, h_2 = h, h_1
+    return x
+
+
+# --- DDPM, LCM ---------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_ddpm(model, x, sigmas, extra_args=None, callback=None, noise_sampler=None):
+    """Ancestral DDPM steps (Ho et al. 2020): posterior mean plus noise of the posterior variance,
+    computed in the variance-preserving space and mapped back to x = x_vp·√(1+σ²)."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = model(x, sigma * s_in, **extra_args)
+        _report(callback, x, i, sigma, sigma, denoised)
+        eps = (x - denoised) / sigma
+        alpha_bar = 1 / (sigma * sigma + 1)
+        alpha_bar_next = 1 / (sigma_next * sigma_next + 1)
+        alpha = alpha_bar / alpha_bar_next
+        x_vp = x / torch.sqrt(1.0 + sigma**2)
+        mu = (1.0 / alpha).sqrt() * (x_vp - (1 - alpha) * eps / (1 - alpha_bar).sqrt())
+        if sigma_next > 0:
+            variance = (1 - alpha) * (1.0 - alpha_bar_next) / (1.0 - alpha_bar)
+            mu = mu + variance.sqrt() * noise_sampler(sigma, sigma_next)
+            mu = mu * torch.sqrt(1.0 + sigma_next**2)
+        x = mu
+    return x
+
+
+@torch.no_grad()
+def sample_lcm(model, x, sigmas, extra_args=None, callback=None, noise_sampler=None):
+    """Latent consistency sampling (Luo et al. 2023): jump to x0, re-noise to the next σ."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = denoised
+        if sigmas[i + 1] > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
+    return x
+
+
+# --- UniPC (Zhao et al. 2023) ----------------------------------------------------------------------
+
+UNIPC_FINAL_SIGMA = 0.001
+
+
+def _unipc_update(model_fn, x, denoised_prev, lambda_prev, lambda_t, sigma_prev, sigma_t, order, variant,
+                  use_corrector):
+    """One UniPC step with data prediction (UniP predictor, optional UniC corrector).
+
+    Written in x = x_vp/α form: the paper's x_t = (σ_t/σ_s)x_s − α_t(e^{−h}−1)x0 − … becomes
+    x_t = (σ_t/σ_s)x_s − (e^{−h}−1)x0 − … with σ the noise level of x and λ = −log σ.
+    """
+    m0, lam0 = denoised_prev[-1], lambda_prev[-1]
+    h = lambda_t - lam0
+    rks, d1s = [], []
+    for k in range(1, order):
+        rk = (lambda_prev[-(k + 1)] - lam0) / h
+        rks.append(rk)
+        d1s.append((denoised_prev[-(k + 1)] - m0) / rk)
+    rks.append(1.0)
+    hh = -h
+    h_phi_1 = math.expm1(hh)
+    h_phi_k = h_phi_1 / hh - 1
+    b_h = hh if variant == "bh1" else math.expm1(hh)
+    factorial = 1
+    rows, b = [], []
+    rks_t = torch.tensor(rks, dtype=torch.float64)
+    for k in range(1, order + 1):
+        rows.append(rks_t ** (k - 1))
+        b.append(h_phi_k * factorial / b_h)
+        factorial *= k + 1
+        h_phi_k = h_phi_k / hh - 1 / factorial
+    r_mat = torch.stack(rows)
+    b_vec = torch.tensor(b, dtype=torch.float64)
+    x_t_ = (sigma_t / sigma_prev) * x - h_phi_1 * m0
+    x_t = x_t_
+    if d1s:
+        rhos_p = [0.5] if order == 2 else torch.linalg.solve(r_mat[:-1, :-1], b_vec[:-1]).tolist()
+        x_t = x_t_ - b_h * sum(rho * d for rho, d in zip(rhos_p, d1s))
+    model_t = None
+    if use_corrector:
+        rhos_c = [0.5] if order == 1 else torch.linalg.solve(r_mat, b_vec).tolist()
+        model_t = model_fn(x_t)
+        corr = sum(rho * d for rho, d in zip(rhos_c[:-1], d1s)) if d1s else 0.0
+        x_t = x_t_ - b_h * (corr + rhos_c[-1] * (model_t - m0))
+    return x_t, model_t
+
+
+def _sample_unipc(model, x, sigmas, extra_args, callback, variant):
+    """Multistep UniPC of order ≤ 3 with lower order for the warm-up and final steps. Like
+    ComfyUI it stops at σ = 0.001 instead of 0 (λ must stay finite)."""
+    extra_args, s_in = _setup(x, extra_args)
+    sigmas = sigmas.clone()
+    if sigmas[-1] == 0:
+        sigmas[-1] = UNIPC_FINAL_SIGMA
+    steps = len(sigmas) - 1
+    if steps < 1:
+        return x
+    order = max(1, min(3, len(sigmas) - 2))
+    sig = [float(s) for s in sigmas.double()]
+    lam = [-math.log(s) for s in sig]
+
+    def denoise(x_in, i):
+        return model(x_in, sigmas[i] * s_in, **extra_args)
+
+    denoised_prev = [denoise(x, 0)]
+    lambda_prev = [lam[0]]
+    sigma_prev = sig[0]
+    for step in range(1, steps + 1):
+        step_order = step if step < order else min(order, steps + 1 - step)
+        use_corrector = step < steps
+        x, model_x = _unipc_update(
+            lambda x_in, i=step: denoise(x_in, i), x, denoised_prev, lambda_prev, lam[step], sigma_prev,
+            sig[step], step_order, variant, use_corrector,
+        )
+        _report(callback, x, step - 1, sigmas[step - 1], sigmas[step - 1],
+                model_x if model_x is not None else denoised_prev[-1])
+        if step < steps:
+            denoised_prev = (denoised_prev + [model_x if model_x is not None else denoise(x, step)])[-order:]
+            lambda_prev = (lambda_prev + [lam[step]])[-order:]
+        sigma_prev = sig[step]
+    return x
+
+
+@torch.no_grad()
+def sample_uni_pc(model, x, sigmas, extra_args=None, callback=None):
+    """UniPC with the B(h) = h variant (bh1)."""
+    return _sample_unipc(model, x, sigmas, extra_args, callback, "bh1")
+
+
+@torch.no_grad()
+def sample_uni_pc_bh2(model, x, sigmas, extra_args=None, callback=None):
+    """UniPC with the B(h) = e^h − 1 variant (bh2), better for guided sampling."""
+    return _sample_unipc(model, x, sigmas, extra_args, callback, "bh2")
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "euler": sample_euler,
+    "euler_ancestral": sample_euler_ancestral,
+    "heun": sample_heun,
+    "dpm_2": sample_dpm_2,
+    "dpm_2_ancestral": sample_dpm_2_ancestral,
+    "lms": sample_lms,
+    "dpm_fast": sample_dpm_fast,
+    "dpm_adaptive": sample_dpm_adaptive,
+    "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral,
+    "dpmpp_sde": sample_dpmpp_sde,
+    "dpmpp_2m": sample_dpmpp_2m,
+    "dpmpp_2m_sde": sample_dpmpp_2m_sde,
+    "dpmpp_3m_sde": sample_dpmpp_3m_sde,
+    "ddpm": sample_ddpm,
+    "lcm": sample_lcm,
+    # DDIM (η = 0) is exactly Euler on the σ-parameterised ODE; ComfyUI runs it that way too.
+    "ddim": sample_euler,
+    "uni_pc": sample_uni_pc,
+    "uni_pc_bh2": sample_uni_pc_bh2,
+}
+SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
+
+# These samplers get one extra schedule step whose penultimate sigma is then dropped (ComfyUI).
+DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
+# Inpainting with these re-noises the kept region with noise from seed + 1 (ComfyUI's ddim).
+RANDOM_INPAINT_NOISE_SAMPLERS = frozenset({"ddim"})
