@@ -1,0 +1,187 @@
+"""Turning a model file into ready-to-run handles: MODEL, CLIP, VAE.
+
+Networks are built on the meta device and then adopt the file's tensors (``assign=True``), so a
+safetensors weight already in the compute dtype stays a view into the memory map — no copy and
+no second allocation; only a dtype change (e.g. fp16 file → fp32 CPU compute) materialises.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from diffusion.checkpoint.arch import UNET_PREFIX, VAE_PREFIX
+from diffusion.checkpoint.detect import CheckpointInfo, detect, infer_vae_config, sub_state_dict
+from diffusion.checkpoint.errors import CheckpointError
+from diffusion.checkpoint.files import parse_arch_metadata, read_state_dict
+from diffusion.latent_formats import SD15, SDXL, LatentFormat, latent_format_for_family
+from diffusion.memory import ModelManager
+from diffusion.models.unet import UNetConfig, UNetModel
+from diffusion.models.vae import AutoencoderKL, VAEConfig
+from diffusion.patcher import ModelHandle, SamplingConfig
+from diffusion.vae import VAEHandle
+
+log = logging.getLogger(__name__)
+
+_VAE_ATTENTION_WEIGHTS = ("q.weight", "k.weight", "v.weight", "proj_out.weight")
+
+
+class LoadedCheckpoint(NamedTuple):
+    """What CheckpointLoader returns: the three handles plus what was detected."""
+
+    model: ModelHandle
+    clip: Any | None
+    vae: VAEHandle | None
+    info: CheckpointInfo
+
+
+def adopt_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """Load tensors into a meta-built module by assignment; any key mismatch is a CheckpointError."""
+    missing, unexpected = module.load_state_dict(state_dict, strict=False, assign=True)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{what} weights do not match the inferred architecture: "
+            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
+    module.eval()
+    module.requires_grad_(False)
+
+
+def _cast(state_dict: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device=device, dtype=dtype) for key, value in state_dict.items()}
+
+
+def build_unet(config: UNetConfig, unet_sd: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device) -> UNetModel:
+    """A UNetModel holding ``unet_sd`` (prefix-less LDM keys) in ``dtype`` on ``device``."""
+    with torch.device("meta"):
+        unet = UNetModel(config)
+    adopt_state_dict(unet, _cast(unet_sd, dtype, device), "UNet")
+    return unet
+
+
+def build_vae(vae_sd: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device) -> AutoencoderKL:
+    """An AutoencoderKL from prefix-less LDM VAE keys (Linear-shaped attention weights accepted)."""
+    config = infer_vae_config(vae_sd)
+    fixed = dict(vae_sd)
+    for key, value in vae_sd.items():
+        if ".attn_1." in key and key.endswith(_VAE_ATTENTION_WEIGHTS) and value.ndim == 2:
+            fixed[key] = value[:, :, None, None]
+    with torch.device("meta"):
+        vae = AutoencoderKL(config)
+    adopt_state_dict(vae, _cast(fixed, dtype, device), "VAE")
+    return vae
+
+
+def build_meta_unet(config: UNetConfig) -> UNetModel:
+    """A weightless UNet (meta device) for key-set and parameter-count checks."""
+    with torch.device("meta"):
+        return UNetModel(config)
+
+
+def build_meta_vae(config: VAEConfig | None = None) -> AutoencoderKL:
+    with torch.device("meta"):
+        return AutoencoderKL(config)
+
+
+def _load_clip(state_dict: dict[str, torch.Tensor], family: str, arch: dict[str, Any]) -> Any | None:
+    """The text helper's loader, when it is installed (diffusion.text.loader.load_clip)."""
+    try:
+        text_loader = importlib.import_module("diffusion.text.loader")
+    except ImportError:
+        log.warning("diffusion.text is not available; checkpoint loaded without CLIP")
+        return None
+    return text_loader.load_clip(state_dict, family, arch)
+
+
+def load_checkpoint(
+    path: str | Path,
+    manager: ModelManager,
+    *,
+    load_clip: bool = True,
+    load_vae: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> LoadedCheckpoint:
+    """Load a single-file SD checkpoint (SD1.x, SD2.x, SDXL, refiner; inpainting variants).
+
+    ``overrides`` may set ``prediction`` (``eps``/``v_prediction``), ``zero_terminal_snr`` or
+    assert the ``family``; head counts come from family defaults or the file's
+    ``latentgraph.arch`` metadata.
+    """
+    path = Path(path)
+    state_dict, metadata = read_state_dict(path)
+    arch = parse_arch_metadata(metadata)
+    unet_sd = sub_state_dict(state_dict, UNET_PREFIX)
+    if not unet_sd:
+        raise CheckpointError(
+            f"{path.name} has no UNet weights ({UNET_PREFIX}*): not a full checkpoint "
+            "(use the UNET, VAE or CLIP loaders for component files)"
+        )
+    vae_sd = sub_state_dict(state_dict, VAE_PREFIX) if load_vae else {}
+    info = detect(state_dict, unet_sd, vae_sd or None, arch, overrides)
+    latent_format = latent_format_for_family(info.family)
+
+    unet = build_unet(info.unet, unet_sd, manager.unet_dtype(), manager.storage_device)
+    model = ModelHandle(
+        unet,
+        manager,
+        info.family,
+        latent_format,
+        SamplingConfig(prediction=info.prediction, zero_terminal_snr=info.zero_terminal_snr),
+        name=path.name,
+    )
+    vae = None
+    if vae_sd:
+        vae = VAEHandle(build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, latent_format, path.name)
+    clip = _load_clip(state_dict, info.family, arch) if load_clip else None
+    return LoadedCheckpoint(model, clip, vae, info)
+
+
+def load_unet_file(path: str | Path, manager: ModelManager, overrides: dict[str, Any] | None = None) -> ModelHandle:
+    """A UNet-only file (LDM keys, bare or under ``model.diffusion_model.``) as a MODEL."""
+    path = Path(path)
+    state_dict, metadata = read_state_dict(path)
+    arch = parse_arch_metadata(metadata)
+    unet_sd = sub_state_dict(state_dict, UNET_PREFIX) or state_dict
+    if "input_blocks.0.0.weight" not in unet_sd:
+        if "conv_in.weight" in unet_sd:
+            raise CheckpointError(f"{path.name} is a diffusers-layout UNet; only the original LDM layout is supported")
+        raise CheckpointError(f"{path.name} is not an SD UNet (no input_blocks.0.0.weight)")
+    info = detect(state_dict, unet_sd, None, arch, overrides)
+    unet = build_unet(info.unet, unet_sd, manager.unet_dtype(), manager.storage_device)
+    return ModelHandle(
+        unet,
+        manager,
+        info.family,
+        latent_format_for_family(info.family),
+        SamplingConfig(prediction=info.prediction, zero_terminal_snr=info.zero_terminal_snr),
+        name=path.name,
+    )
+
+
+def load_vae_file(path: str | Path, manager: ModelManager, latent_format: LatentFormat | None = None) -> VAEHandle:
+    """A standalone VAE file (LDM keys, bare or under ``first_stage_model.``) as a VAE.
+
+    VAE files do not say which family they belong to and the SD1 and SDXL VAEs have identical
+    shapes; unless given, the latent format comes from ``latentgraph.arch`` metadata, else the
+    file name ("xl" → SDXL), else SD1.5.
+    """
+    path = Path(path)
+    state_dict, metadata = read_state_dict(path)
+    vae_sd = sub_state_dict(state_dict, VAE_PREFIX) or state_dict
+    if "encoder.conv_in.weight" not in vae_sd:
+        if "encoder.down_blocks.0.resnets.0.conv1.weight" in vae_sd:
+            raise CheckpointError(f"{path.name} is a diffusers-layout VAE; only the original LDM layout is supported")
+        raise CheckpointError(f"{path.name} is not an SD VAE (no encoder.conv_in.weight)")
+    if latent_format is None:
+        family = parse_arch_metadata(metadata).get("family")
+        if isinstance(family, str):
+            latent_format = latent_format_for_family(family)
+        else:
+            latent_format = SDXL if "xl" in path.stem.lower() else SD15
+    model = build_vae(vae_sd, manager.vae_dtype(), manager.storage_device)
+    return VAEHandle(model, manager, latent_format, path.name)

@@ -1,0 +1,1 @@
+"""Plain-PyTorch networks of Stable Diffusion (UNet, VAE) with the original LDM module names."""
