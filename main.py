@@ -12,15 +12,8 @@ def main(argv: list[str] | None = None) -> int:
         from cli.run import main as run_main
 
         return run_main(args[1:])
-    try:
-        from server.main import main as serve_main
-    except ModuleNotFoundError as missing:
-        if missing.name not in ("server.main", "server"):
-            raise
-        print("The server is not built yet. Run a workflow headless instead:\n"
-              "  python main.py run WORKFLOW [--set NODE.INPUT=VALUE ...] "
-              "[--output-directory DIR] [--base-directory DIR]")
-        return 0
+    from server.main import main as serve_main
+
     return serve_main(args)
 
 
