@@ -45,8 +45,15 @@ class FakeModelHandle:
     def clone(self) -> "FakeModelHandle":
         return FakeModelHandle(self.family, self.inpaint, self.sampling_config, self.latent_format, self.calls, self.adm)
 
+    def with_sampling_config(self, **changes):
+        import dataclasses
+
+        twin = self.clone()
+        twin.sampling_config = dataclasses.replace(self.sampling_config, **changes)
+        return twin
+
     def apply_model(self, x, timestep, context, y=None, concat=None, control=None):
-        self.calls.append({"x": x.shape, "timestep": timestep.clone(), "context": context.shape,
+        self.calls.append({"x": x.shape, "x_value": x.clone(), "timestep": timestep.clone(), "context": context.shape,
                            "y": None if y is None else y.shape, "concat": None if concat is None else concat.clone()})
         c = context.mean(dim=(1, 2)).reshape(-1, 1, 1, 1)
         out = 0.5 * x + 0.1 * torch.tanh(x) + c + 0.001 * timestep.reshape(-1, 1, 1, 1)
