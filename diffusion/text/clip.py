@@ -67,12 +67,15 @@ class CLIP:
         return other
 
     # tokenise / encode ----------------------------------------------------------------------
-    def tokenize(self, text: str, return_word_ids: bool = False, embeddings: EmbeddingResolver | None = None, **_: object) -> Tokens:
-        """Chunks for every encoder of the family (same text for all)."""
-        if return_word_ids:
-            raise NotImplementedError("return_word_ids is not supported")
+    def tokenize(
+        self, text: str, return_word_ids: bool = False, embeddings: EmbeddingResolver | None = None, **_: object
+    ) -> Tokens:
+        """Chunks for every encoder of the family (same text for all); see SDTokenizer."""
         resolver = embeddings if embeddings is not None else self.embeddings
-        return {key: tokenizer.tokenize_with_weights(text, resolver) for key, tokenizer in self.tokenizers.items()}
+        return {
+            key: tokenizer.tokenize_with_weights(text, resolver, return_word_ids=return_word_ids)
+            for key, tokenizer in self.tokenizers.items()
+        }
 
     def empty_chunks(self, key: str, count: int) -> list[Chunk]:
         return [self.encoders[key].empty_chunk() for _ in range(count)]
@@ -91,6 +94,16 @@ class CLIP:
         if return_dict:
             return {"cond": cond, "pooled_output": pooled}
         return (cond, pooled) if return_pooled else cond
+
+    def encode_from_tokens_scheduled(self, tokens: Tokens, unmerged_hooks=None, add_dict: dict | None = None, **_: object):
+        """CONDITIONING ``[[cond, {"pooled_output": …, **add_dict}]]`` (newer ComfyUI API custom nodes call).
+
+        Hook scheduling is not supported; passing hooks is an error rather than silently ignored.
+        """
+        if unmerged_hooks:
+            raise NotImplementedError("CLIP hooks are not supported")
+        cond, pooled = self.encode_from_tokens(tokens, return_pooled=True)
+        return [[cond, {"pooled_output": pooled, **(add_dict or {})}]]
 
     def encode(self, text: str) -> torch.Tensor:
         return self.encode_from_tokens(self.tokenize(text))

@@ -63,11 +63,11 @@ class TextEncoder:
             raise ValueError(f"{self.slot.name}: layer 0 is the embedding output, not a transformer layer")
         if abs(layer) > self.arch.layers:
             layer = -1  # a clip skip deeper than this encoder means its last layer (as ComfyUI does)
-        weighted = any(weight != 1.0 for chunk in chunks for _, weight in chunk)
+        weighted = any(item[1] != 1.0 for chunk in chunks for item in chunk)
         batch = list(chunks) + ([self.empty_chunk()] if weighted else [])
         device = self._place()
         ids = torch.tensor(
-            [[_PLACEHOLDER_ID if isinstance(t, EmbeddingVector) else t for t, _ in chunk] for chunk in batch],
+            [[_PLACEHOLDER_ID if isinstance(item[0], EmbeddingVector) else item[0] for item in chunk] for chunk in batch],
             dtype=torch.long,
             device=device,
         )
@@ -79,7 +79,7 @@ class TextEncoder:
         pooled = out.text_embeds if hasattr(out, "text_embeds") and out.text_embeds is not None else out.pooler_output
         hidden = hidden.float()
         if weighted:
-            weights = torch.tensor([[w for _, w in chunk] for chunk in chunks], dtype=hidden.dtype, device=hidden.device)
+            weights = torch.tensor([[item[1] for item in chunk] for chunk in chunks], dtype=hidden.dtype, device=hidden.device)
             empty = hidden[-1:]
             hidden = empty + weights[..., None] * (hidden[: len(chunks)] - empty)
         cond = hidden[: len(chunks)].reshape(1, -1, hidden.shape[-1])
@@ -88,10 +88,10 @@ class TextEncoder:
     @contextlib.contextmanager
     def _embedding_slots(self, batch: list[Chunk], device: torch.device) -> Iterator[None]:
         slots = [
-            (row, col, token.vector)
+            (row, col, item[0].vector)
             for row, chunk in enumerate(batch)
-            for col, (token, _) in enumerate(chunk)
-            if isinstance(token, EmbeddingVector)
+            for col, item in enumerate(chunk)
+            if isinstance(item[0], EmbeddingVector)
         ]
         if not slots:
             yield

@@ -37,7 +37,8 @@ class EmbeddingVector:
 
 
 Token = int | EmbeddingVector
-Chunk = list[tuple[Token, float]]
+# (token, weight) pairs; (token, weight, word_id) triples when word ids were asked for.
+Chunk = list[tuple]
 # Returns the embedding's vectors [n, width] for an encoder key ("l", "h", "g"), or None if unknown.
 EmbeddingResolver = Callable[[str, str], "torch.Tensor | None"]
 
@@ -117,32 +118,40 @@ class SDTokenizer:
             log.warning("embedding %r not found in the embeddings folders; the word is ignored", name)
         return vectors
 
-    def tokenize_with_weights(self, text: str, embeddings: EmbeddingResolver | None = None) -> list[Chunk]:
-        """Chunks of exactly 77 (token, weight) pairs; at least one chunk, even for an empty prompt."""
+    def tokenize_with_weights(
+        self, text: str, embeddings: EmbeddingResolver | None = None, return_word_ids: bool = False
+    ) -> list[Chunk]:
+        """Chunks of exactly 77 (token, weight) pairs; at least one chunk, even for an empty prompt.
+
+        With `return_word_ids` each item is (token, weight, word_id): words count from 1 in prompt
+        order, BOS/EOS/padding have id 0 (ComfyUI's convention, used by prompt-scheduling nodes).
+        """
         room = CONTEXT_LENGTH - 2
-        chunks: list[Chunk] = []
-        current: Chunk = []
+        chunks: list[list[tuple[Token, float, int]]] = []
+        current: list[tuple[Token, float, int]] = []
 
         def close() -> None:
             nonlocal current
-            chunk = [(BOS_TOKEN, 1.0), *current, (EOS_TOKEN, 1.0)]
-            chunk += [(self.pad_token, 1.0)] * (CONTEXT_LENGTH - len(chunk))
+            chunk = [(BOS_TOKEN, 1.0, 0), *current, (EOS_TOKEN, 1.0, 0)]
+            chunk += [(self.pad_token, 1.0, 0)] * (CONTEXT_LENGTH - len(chunk))
             chunks.append(chunk)
             current = []
 
-        for tokens, weight in self.weighted_word_groups(text, embeddings):
-            pairs = [(token, weight) for token in tokens]
-            if len(current) + len(pairs) > room and len(pairs) <= MAX_UNSPLIT_WORD_TOKENS and current:
+        for word_id, (tokens, weight) in enumerate(self.weighted_word_groups(text, embeddings), start=1):
+            items = [(token, weight, word_id) for token in tokens]
+            if len(current) + len(items) > room and len(items) <= MAX_UNSPLIT_WORD_TOKENS and current:
                 close()
-            while len(current) + len(pairs) > room:
+            while len(current) + len(items) > room:
                 take = room - len(current)
-                current.extend(pairs[:take])
-                pairs = pairs[take:]
+                current.extend(items[:take])
+                items = items[take:]
                 close()
-            current.extend(pairs)
+            current.extend(items)
         if current or not chunks:
             close()
-        return chunks
+        if return_word_ids:
+            return chunks  # type: ignore[return-value]
+        return [[(token, weight) for token, weight, _ in chunk] for chunk in chunks]
 
 
 def _split_embedding_word(rest: str) -> tuple[str, str]:

@@ -87,18 +87,33 @@ def _atomic_write(path: Path, data: str) -> None:
 
 
 def ensure_tokenizer_files(cache_dir: Path | None = None, bpe_gz: Path | None = None) -> Path:
-    """Directory holding vocab.json and merges.txt for the installed BPE file (created once)."""
+    """Directory holding vocab.json and merges.txt for the installed BPE file (created once).
+
+    The directory name carries a hash of the BPE file, so a changed vocabulary never reuses stale
+    files. If the cache is not writable (read-only home), the system temp directory is used.
+    """
     bpe_gz = bpe_gz or find_bpe_vocab()
     digest = hashlib.sha256(bpe_gz.read_bytes()).hexdigest()[:16]
-    directory = (cache_dir or default_cache_dir()) / digest
-    vocab_path, merges_path = directory / "vocab.json", directory / "merges.txt"
-    if vocab_path.is_file() and merges_path.is_file():
+    roots = [cache_dir or default_cache_dir(), Path(tempfile.gettempdir()) / f"latentgraph-{getattr(os, 'getuid', lambda: 'user')()}" / "clip-tokenizer"]
+    vocab: dict[str, int] | None = None
+    merges: list[str] = []
+    error: OSError | None = None
+    for root in roots:
+        directory = root / digest
+        vocab_path, merges_path = directory / "vocab.json", directory / "merges.txt"
+        if vocab_path.is_file() and merges_path.is_file():
+            return directory
+        if vocab is None:
+            vocab, merges = build_vocab_and_merges(bpe_gz)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            _atomic_write(merges_path, "#version: 0.2\n" + "\n".join(merges) + "\n")
+            _atomic_write(vocab_path, json.dumps(vocab, ensure_ascii=False))
+        except OSError as exc:
+            error = exc
+            continue
         return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab, merges = build_vocab_and_merges(bpe_gz)
-    _atomic_write(merges_path, "#version: 0.2\n" + "\n".join(merges) + "\n")
-    _atomic_write(vocab_path, json.dumps(vocab, ensure_ascii=False))
-    return directory
+    raise OSError(f"cannot write the CLIP tokenizer files to {roots[0]} or {roots[1]}: {error}")
 
 
 @functools.lru_cache(maxsize=4)

@@ -107,3 +107,23 @@ def test_missing_embedding_is_dropped_with_a_warning(caplog):
         [chunk] = tokenizer.tokenize_with_weights("a embedding:nothere, cat")
     assert "nothere" in caplog.text
     assert _ids(chunk)[:5] == [BOS_TOKEN, 320, 267, 2368, EOS_TOKEN]  # "a" "," "cat"
+
+
+def test_word_ids_number_words_and_leave_specials_at_zero():
+    [chunk] = SDTokenizer("l", EOS_TOKEN).tokenize_with_weights("a (big:1.3) cat", return_word_ids=True)
+    assert chunk[0] == (BOS_TOKEN, 1.0, 0)
+    assert [item[2] for item in chunk[1:4]] == [1, 2, 3]
+    assert chunk[2][1] == 1.3 and chunk[4][2] == 0
+
+
+def test_tokenizer_files_are_written_once_and_fall_back_when_cache_is_read_only(tmp_path):
+    from diffusion.text.vocab import ensure_tokenizer_files
+
+    first = ensure_tokenizer_files(tmp_path / "cache")
+    stamp = (first / "vocab.json").stat().st_mtime_ns
+    assert ensure_tokenizer_files(tmp_path / "cache") == first
+    assert (first / "vocab.json").stat().st_mtime_ns == stamp
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    fallback = ensure_tokenizer_files(blocker / "cache")
+    assert (fallback / "merges.txt").read_text().startswith("#version: 0.2\n")
