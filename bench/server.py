@@ -1,0 +1,124 @@
+"""Server latency and throughput on trivial prompts, over real loopback HTTP + websocket.
+
+    .venv/bin/python bench/server.py [--cached 200] [--throughput 300]
+
+Measures, against a real server started in this process (test node pack, no models):
+- queue→first-event: POST /prompt sent → `execution_start` received on the websocket;
+- cached end to end: POST /prompt → closing `executing {node: null}` for a prompt whose every
+  node is a cache hit (goal: ≤ 5 ms);
+- throughput: many distinct trivial prompts queued at once, prompts per second until all done.
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import aiohttp  # noqa: E402
+
+from server.context import ServerConfig  # noqa: E402
+from tests.server.harness import ServerThread, make_runtime  # noqa: E402
+
+
+def trivial_prompt(value: int) -> dict[str, Any]:
+    return {"1": {"class_type": "TestNumber", "inputs": {"value": value}},
+            "2": {"class_type": "TestAdd", "inputs": {"a": ["1", 0], "b": 1}},
+            "3": {"class_type": "TestShow", "inputs": {"value": ["2", 0]}}}
+
+
+async def _until(ws: aiohttp.ClientWebSocketResponse, prompt_id: str, event: str,
+                 end: bool = False) -> float:
+    while True:
+        message = await ws.receive()
+        if message.type != aiohttp.WSMsgType.TEXT:
+            continue
+        data = json.loads(message.data)
+        payload = data.get("data", {})
+        if payload.get("prompt_id") != prompt_id or data["type"] != event:
+            continue
+        if end and payload.get("node") is not None:
+            continue
+        return time.perf_counter()
+
+
+async def measure(base: str, cached_runs: int, throughput_runs: int) -> dict[str, Any]:
+    client_id = "bench"
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(f"{base}/ws?clientId={client_id}") as ws:
+        await ws.receive()  # status
+
+        async def queue(prompt: dict[str, Any]) -> tuple[str, float]:
+            started = time.perf_counter()
+            async with session.post(f"{base}/prompt", json={"prompt": prompt,
+                                                           "client_id": client_id}) as response:
+                body = await response.json()
+            return body["prompt_id"], started
+
+        # warm up: first run imports and caches
+        prompt_id, _ = await queue(trivial_prompt(0))
+        await _until(ws, prompt_id, "executing", end=True)
+
+        first_event, cached = [], []
+        for _ in range(cached_runs):
+            prompt_id, started = await queue(trivial_prompt(0))
+            first = await _until(ws, prompt_id, "execution_start")
+            done = await _until(ws, prompt_id, "executing", end=True)
+            first_event.append((first - started) * 1000)
+            cached.append((done - started) * 1000)
+
+        started = time.perf_counter()
+        ids = [ (await queue(trivial_prompt(1000 + n)))[0] for n in range(throughput_runs)]
+        queued = time.perf_counter()
+        remaining = set(ids)
+        while remaining:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(message.data)
+            if data["type"] == "executing" and data["data"].get("node") is None:
+                remaining.discard(data["data"].get("prompt_id"))
+        finished = time.perf_counter()
+
+    def summary(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        return {"mean_ms": round(statistics.fmean(values), 3),
+                "p50_ms": round(ordered[len(ordered) // 2], 3),
+                "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1], 3)}
+
+    return {"queue_to_first_event": summary(first_event),
+            "cached_prompt_end_to_end": summary(cached),
+            "throughput_prompts_per_s": round(throughput_runs / (finished - started), 1),
+            "queueing_prompts_per_s": round(throughput_runs / (queued - started), 1),
+            "cached_runs": cached_runs, "throughput_runs": throughput_runs,
+            "goal_cached_ms": 5.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cached", type=int, default=200, help="sequential cached prompts")
+    parser.add_argument("--throughput", type=int, default=300, help="prompts queued at once")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as base:
+        runtime = make_runtime(Path(base))
+        with ServerThread(runtime, ServerConfig(port=0)) as server:
+            figures = asyncio.run(measure(server.base, args.cached, args.throughput))
+    for name in ("queue_to_first_event", "cached_prompt_end_to_end"):
+        print(f"{name}: {figures[name]}")
+    print(f"throughput: {figures['throughput_prompts_per_s']} prompts/s")
+    print(json.dumps({"bench": "server", **figures}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
