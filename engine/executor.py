@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _MISSING = object()
 _INSTANCE_CACHE_SIZE = 2048
 _FINGERPRINT_MEMORY = 20000
+_PROGRESS_STATE_FULL_LIMIT = 256  # ComfyUI sends every non-pending node; beyond this we do not
 
 
 @dataclass
@@ -153,12 +154,13 @@ class _PromptRun:
         self.forced: set[str] = set()
         self.targets: set[str] = set()
         self.results: dict[str, list[list[Any]]] = {}
-        self.local_by_key: dict[bytes, list[list[Any]]] = {}
+        self.local_by_key: dict[bytes, tuple[list[list[Any]], dict[str, Any] | None]] = {}
         self.pending: dict[str, int] = {}
         self.waiters: dict[str, list[str]] = {}
         self.ready: list[str] = []
         self.ready_outputs: list[str] = []
         self.progress: dict[str, dict[str, Any]] = {}
+        self.active_progress: dict[str, dict[str, Any]] = {}
         self.current_node: str | None = None
 
     # ---- events -------------------------------------------------------------------------
@@ -174,11 +176,21 @@ class _PromptRun:
     def _progress_state(self, node_id: str, state: str, value: float = 0, total: float = 1) -> None:
         if self.quiet:
             return
-        self.progress[node_id] = {"value": value, "max": total, "state": state, "node_id": node_id,
-                                  "prompt_id": self.prompt_id, "display_node_id": node_id,
-                                  "parent_node_id": None, "real_node_id": node_id}
-        self._emit("progress_state", {"prompt_id": self.prompt_id,
-                                      "nodes": {k: dict(v) for k, v in self.progress.items()}})
+        # Entries are replaced, never mutated, so a shallow copy is a safe snapshot.
+        entry = {"value": value, "max": total, "state": state, "node_id": node_id,
+                 "prompt_id": self.prompt_id, "display_node_id": node_id,
+                 "parent_node_id": None, "real_node_id": node_id}
+        self.progress[node_id] = entry
+        if state == "finished":
+            self.active_progress.pop(node_id, None)
+        else:
+            self.active_progress[node_id] = entry
+        if len(self.progress) <= _PROGRESS_STATE_FULL_LIMIT:
+            nodes = dict(self.progress)
+        else:  # huge graphs: finished nodes are left out to keep each event O(active nodes)
+            nodes = dict(self.active_progress)
+            nodes[node_id] = entry
+        self._emit("progress_state", {"prompt_id": self.prompt_id, "nodes": nodes})
 
     def _report(self, node_id: str, state: str, reason: str) -> None:
         self.outcome.run_report[node_id] = {"state": state, "reason": reason}
@@ -326,7 +338,7 @@ class _PromptRun:
         key = self.keys[node_id]
         local = self.local_by_key.get(key)
         if local is not None:
-            return local
+            return local[0]
         entry = self.cache.get(key)
         return entry.outputs if entry is not None else None
 
@@ -335,9 +347,10 @@ class _PromptRun:
         if node_id in self.forced:
             return False
         key = self.keys[node_id]
-        outputs = self.local_by_key.get(key)
-        ui = None
-        if outputs is None:
+        local = self.local_by_key.get(key)
+        if local is not None:
+            outputs, ui = local
+        else:
             entry = self.cache.get(key)
             if entry is None:
                 return False
@@ -462,6 +475,9 @@ class _PromptRun:
         self.current_node = node_id
         if self.interrupt is not None and self.interrupt.is_set():
             self._interrupted(node_id, definition)
+        if self._resolve_cached(node_id):  # an identical node finished since this one was queued
+            self._complete(node_id, self.results[node_id])
+            return
         self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
         self._progress_state(node_id, "running", 0, 1)
         inputs: dict[str, list[Any]] = {}
@@ -479,7 +495,7 @@ class _PromptRun:
         except Exception as exc:
             self._fail(node_id, exc, inputs)
         key = self.keys[node_id]
-        self.local_by_key[key] = outputs
+        self.local_by_key[key] = (outputs, ui)
         if not self._blocked(outputs):
             self.cache.put(key, outputs, ui)
         else:

@@ -116,7 +116,7 @@ def load_custom_node_packs(registry: NodeRegistry, directory: Path) -> dict[str,
             registry.report_problem(source, "pack exports no NODE_CLASS_MAPPINGS dict; skipped")
         else:
             nodes = registry.register_mappings(mappings, getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None),
-                                               f"custom_nodes.{pack}")
+                                               f"custom_nodes.{pack}", source)
         web = getattr(module, "WEB_DIRECTORY", None)
         if isinstance(web, str) and entry.is_dir():
             try:

@@ -48,7 +48,7 @@ class NodeRegistry:
         return definition
 
     def register_mappings(self, class_mappings: dict[str, type], display_names: dict[str, str] | None,
-                          module: str) -> list[str]:
+                          module: str, source: str | None = None) -> list[str]:
         """Register a module's NODE_CLASS_MAPPINGS; failures become LoadProblems, not crashes."""
         registered = []
         display_names = display_names or {}
@@ -56,7 +56,7 @@ class NodeRegistry:
             try:
                 self.register(name, cls, display_name=display_names.get(name), module=module)
             except NodeRegistrationError as exc:
-                self.report_problem(module, str(exc))
+                self.report_problem(source or module, str(exc))
                 continue
             registered.append(name)
         return registered
