@@ -115,7 +115,7 @@ class SDTokenizer:
     def _embedding(self, name: str, embeddings: EmbeddingResolver | None) -> torch.Tensor | None:
         vectors = embeddings(name, self.key) if embeddings is not None and name else None
         if vectors is None:
-            log.warning("embedding %r not found in the embeddings folders; the word is ignored", name)
+            log.warning("embedding %r was not found in the embeddings folders or does not fit this text encoder; the word is ignored", name)
         return vectors
 
     def tokenize_with_weights(

@@ -96,3 +96,20 @@ def test_flattened_hf_file_loads():
     flat = _strip(sd1, "cond_stage_model.transformer.text_model.")
     clip = load_clip_from_state_dicts([flat], [tiny_text_arch_overrides("sd1")])
     assert clip.family == "sd1"
+
+
+def test_model_manager_places_and_accounts_the_encoders():
+    from diffusion.memory import ModelManager
+
+    manager = ModelManager(device="cpu")
+    clip = load_clip(tiny_text_encoder_state_dict("sdxl", 0), "sdxl", tiny_text_arch_overrides("sdxl"), manager=manager)
+    clip.encode("a cat")
+    names = {info.name for info in manager.loaded_models()}
+    assert {"text encoder clip_l", "text encoder clip_g"} <= names
+    assert clip.cache_size_bytes() == sum(info.size_bytes for info in manager.loaded_models() if info.name.startswith("text encoder"))
+
+
+def test_scheduled_encode_returns_conditioning():
+    clip = load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", tiny_text_arch_overrides("sd1"))
+    [[cond, options]] = clip.encode_from_tokens_scheduled(clip.tokenize("a cat"), add_dict={"x": 1})
+    assert cond.shape == (1, 77, 32) and options["x"] == 1 and options["pooled_output"].shape == (1, 32)
