@@ -243,6 +243,7 @@ class CFGDenoiser:
         self.positive = positive
         self.negative = add_uncond_areas(positive, negative)
         self.model_calls = 0
+        self._input_cache: dict[tuple, tuple] = {}
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
         if math.isclose(self.cfg, 1.0):
@@ -282,26 +283,36 @@ class CFGDenoiser:
                 rest.append(item)
         return group, rest
 
+    def _batched_inputs(self, group, batch: int):
+        """Context, y and concat for a group, concatenated once and reused every step."""
+        key = (tuple(id(c) for _, c in group), batch)
+        cached = self._input_cache.get(key)
+        if cached is None:
+            length = _context_length([c.context.shape[1] for _, c in group])
+            contexts, ys, concats = [], [], []
+            for _, c in group:
+                context = _repeat_to_batch(c.context, batch)
+                contexts.append(context.repeat(1, length // context.shape[1], 1))
+                if c.y is not None:
+                    ys.append(_repeat_to_batch(c.y, batch))
+                if c.concat is not None:
+                    concats.append(_crop(c.concat, c.area))
+            cached = (torch.cat(contexts), torch.cat(ys) if ys else None, torch.cat(concats) if concats else None)
+            self._input_cache[key] = cached
+        return cached
+
     def _run_group(self, group, x, sigma, totals, counts) -> None:
         batch = x.shape[0]
-        length = _context_length([c.context.shape[1] for _, c in group])
-        xs, contexts, ys, concats = [], [], [], []
-        for _, c in group:
-            xs.append(_crop(x, c.area))
-            context = _repeat_to_batch(c.context, batch)
-            contexts.append(context.repeat(1, length // context.shape[1], 1))
-            if c.y is not None:
-                ys.append(_repeat_to_batch(c.y, batch))
-            if c.concat is not None:
-                concats.append(_crop(c.concat, c.area))
+        context, y, concat = self._batched_inputs(group, batch)
+        xs = [_crop(x, c.area) for _, c in group]
         x_in = torch.cat(xs) if len(xs) > 1 else xs[0]
         sigma_in = sigma.repeat(len(group)) if len(group) > 1 else sigma
         out = self.model.apply_model(
             self.ms.calculate_input(sigma_in, x_in),
             self.ms.timestep(sigma_in).float(),
-            torch.cat(contexts) if len(contexts) > 1 else contexts[0],
-            y=torch.cat(ys) if ys else None,
-            concat=torch.cat(concats) if concats else None,
+            context,
+            y=y,
+            concat=concat,
             control=group[0][1].control,
         )
         self.model_calls += 1

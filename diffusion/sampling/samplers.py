@@ -191,12 +191,10 @@ def lms_coefficient(order: int, t: np.ndarray, i: int, j: int) -> float:
     for node t_{i-j}, integrated exactly (it is a polynomial)."""
     if order - 1 > i:
         raise ValueError(f"order {order} too high for step {i}")
-    poly = np.polynomial.Polynomial([1.0])
-    for k in range(order):
-        if k != j:
-            poly *= np.polynomial.Polynomial([-t[i - k], 1.0]) / (t[i - j] - t[i - k])
-    antiderivative = poly.integ()
-    return float(antiderivative(t[i + 1]) - antiderivative(t[i]))
+    roots = [t[i - k] for k in range(order) if k != j]
+    denominator = float(np.prod([t[i - j] - r for r in roots])) if roots else 1.0
+    antiderivative = np.polyint(np.poly(roots) if roots else np.array([1.0]))
+    return float((np.polyval(antiderivative, t[i + 1]) - np.polyval(antiderivative, t[i])) / denominator)
 
 
 @torch.no_grad()

@@ -1,0 +1,111 @@
+"""Time per sampling step spent outside the model (sampler math, CFG batching, callbacks).
+
+A stand-in model whose ``apply_model`` is timed separately; everything else in a KSampler run
+(20 steps, cfg 8, 512×512 latent, progress callback with paced latent2rgb JPEG previews) counts as
+overhead. Goal: ≤ 1 ms per step on CPU. Prints one JSON object on the last line.
+
+    .venv/bin/python bench/sampler.py [--steps 20] [--size 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from diffusion import sampling  # noqa: E402
+from diffusion.latent_formats import SD15  # noqa: E402
+from diffusion.sampling.model_sampling import DEFAULT_LINEAR_END, DEFAULT_LINEAR_START  # noqa: E402
+from diffusion.sampling.preview import PreviewPacer, latent_to_rgb  # noqa: E402
+from nodes.sampling import encode_preview_jpeg  # noqa: E402
+
+
+class _Config:
+    prediction, zero_terminal_snr, timesteps = "eps", False, 1000
+    linear_start, linear_end = DEFAULT_LINEAR_START, DEFAULT_LINEAR_END
+
+
+class TimedModel:
+    """ModelHandle stand-in: a cheap elementwise 'network' whose time is excluded."""
+
+    family, inpaint, latent_format, sampling_config = "sd1", False, SD15, _Config()
+    load_device, compute_dtype = torch.device("cpu"), torch.float32
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+    def apply_model(self, x, timestep, context, y=None, concat=None, control=None):
+        started = time.perf_counter()
+        out = x * 0.5 + context[:, :1, :1].mean() * 0.01
+        self.seconds += time.perf_counter() - started
+        self.calls += 1
+        return out
+
+    def encode_adm(self, cond_dict, batch, width, height):
+        return None
+
+
+def _callback(previews: dict):
+    pacer = PreviewPacer()
+
+    def on_step(step, total, x0):
+        if pacer.due(step, total):
+            started = time.perf_counter()
+            encode_preview_jpeg(latent_to_rgb(x0, SD15))
+            elapsed = time.perf_counter() - started
+            pacer.record(elapsed)
+            previews["count"] += 1
+            previews["seconds"] += elapsed
+
+    return on_step
+
+
+def bench_sampler(name: str, steps: int, size: int, repeats: int) -> dict:
+    positive = [[torch.randn(1, 77, 768), {}]]
+    negative = [[torch.randn(1, 77, 768), {}]]
+    best = None
+    for _ in range(repeats):
+        model, previews = TimedModel(), {"count": 0, "seconds": 0.0}
+        latent = {"samples": torch.zeros(1, 4, size, size)}
+        started = time.perf_counter()
+        sampling.common_ksampler(model, 1, steps, 8.0, name, "karras", positive, negative, latent,
+                                 callback=_callback(previews))
+        total = time.perf_counter() - started
+        overhead_ms = (total - model.seconds) / steps * 1000
+        if best is None or overhead_ms < best["overhead_ms_per_step"]:
+            best = {"overhead_ms_per_step": round(overhead_ms, 3), "model_calls": model.calls,
+                    "previews": previews["count"],
+                    "preview_ms_each": round(previews["seconds"] / max(previews["count"], 1) * 1000, 3)}
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=64, help="latent side (64 = 512x512 image)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    sampling.common_ksampler(TimedModel(), 1, 2, 8.0, "euler", "normal", [[torch.zeros(1, 77, 768), {}]],
+                             [[torch.zeros(1, 77, 768), {}]], {"samples": torch.zeros(1, 4, 8, 8)})  # warm-up
+    results = {}
+    for name in sampling.SAMPLER_NAMES:
+        results[name] = bench_sampler(name, args.steps, args.size, args.repeats)
+        print(f"{name:20s} {results[name]['overhead_ms_per_step']:7.3f} ms/step outside the model "
+              f"({results[name]['model_calls']} model calls)", flush=True)
+    worst = max(r["overhead_ms_per_step"] for r in results.values())
+    print(json.dumps({"benchmark": "sampler_overhead", "device": "cpu", "steps": args.steps,
+                      "latent": [1, 4, args.size, args.size], "cfg": 8.0, "goal_ms_per_step": 1.0,
+                      "worst_ms_per_step": worst, "samplers": results}))
+
+
+if __name__ == "__main__":
+    main()
