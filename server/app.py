@@ -32,15 +32,20 @@ def free_memory_function(runtime: Any) -> Any:
     """What POST /free does, between prompts: drop cached outputs and/or unload models."""
 
     def free(unload_models: bool, free_memory: bool) -> None:
-        if free_memory and runtime.cache is not None:
-            runtime.cache.clear()
+        if free_memory:
+            reset = getattr(runtime.executor, "reset", None)
+            if callable(reset):
+                reset()  # cached outputs, node instances and run fingerprints
+            elif runtime.cache is not None:
+                runtime.cache.clear()
         manager = getattr(runtime.services, "model_manager", None)
         if (unload_models or free_memory) and manager is not None:
-            for name in ("unload_all", "unload_all_models", "free_all"):
-                method = getattr(manager, name, None)
-                if callable(method):
-                    method()
-                    break
+            unload = getattr(manager, "unload_all", None)
+            if callable(unload):
+                unload()
+        if free_memory:
+            import gc
+            gc.collect()
 
     return free
 

@@ -75,19 +75,26 @@ def _memory() -> tuple[int, int]:
 
 
 def _devices(ctx: ServerContext) -> list[dict[str, Any]]:
+    """The compute device in ComfyUI's shape; RAM figures stand in for VRAM on a CPU."""
     manager = getattr(ctx.runtime.services, "model_manager", None)
-    describe = getattr(manager, "device_info", None)
-    if callable(describe):
+    device = getattr(manager, "device", None)
+    kind = str(getattr(device, "type", device or "cpu"))
+    total, free = _memory()
+    if kind == "cuda":
         try:
-            info = describe()
-            return info if isinstance(info, list) else [info]
+            import torch
+            free, total = torch.cuda.mem_get_info(device)
         except Exception:
             pass
-    device = getattr(manager, "device", "cpu")
-    total, free = _memory()
-    return [{"name": str(device), "type": str(getattr(device, "type", device)), "index": 0,
-             "vram_total": total, "vram_free": free, "torch_vram_total": 0,
-             "torch_vram_free": 0}]
+    torch_free = 0
+    if manager is not None and hasattr(manager, "free_memory_bytes"):
+        try:
+            torch_free = int(manager.free_memory_bytes())
+        except Exception:
+            torch_free = 0
+    return [{"name": str(device or "cpu"), "type": kind, "index": getattr(device, "index", 0) or 0,
+             "vram_total": int(total), "vram_free": int(free), "torch_vram_total": int(total),
+             "torch_vram_free": torch_free}]
 
 
 async def system_stats(request: web.Request) -> web.Response:

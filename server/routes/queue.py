@@ -1,6 +1,6 @@
 """Prompt, queue, history, interrupt and free routes (ComfyUI's), plus our job-control routes.
 
-Beyond ComfyUI (all under /api/lg, documented in docs/SERVER.md):
+Beyond ComfyUI (all under /api/lg, documented in server/API.md):
 - GET  /lg/jobs                    recent jobs of every state, newest first
 - GET  /lg/jobs/{id}               one job: state, priority, timings, per-node run report
 - POST /lg/jobs/{id}/cancel        cancel a pending job, or interrupt it if it is running
@@ -255,21 +255,21 @@ async def set_job_priority(request: web.Request) -> web.Response:
 
 
 async def get_cache_stats(request: web.Request) -> web.Response:
-    cache = _ctx(request).runtime.cache
-    stats = cache.stats() if hasattr(cache, "stats") else {}
-    return web.json_response(_jsonable(stats))
+    """Output-cache counters plus the models the memory manager holds."""
+    runtime = _ctx(request).runtime
+    stats = dict(runtime.cache.stats()) if hasattr(runtime.cache, "stats") else {}
+    manager = getattr(runtime.services, "model_manager", None)
+    models = []
+    if manager is not None and hasattr(manager, "loaded_models"):
+        models = [{"name": m.name, "size_bytes": m.size_bytes, "on_device": m.on_device}
+                  for m in manager.loaded_models()]
+    stats["models"] = models
+    return web.json_response(stats)
 
 
 async def clear_cache(request: web.Request) -> web.Response:
     _ctx(request).worker.request_free(False, True)
     return web.json_response({"cleared": True, "note": "The cache is emptied between prompts."})
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-        return asdict(value)
-    return value
 
 
 ROUTES = [
