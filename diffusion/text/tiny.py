@@ -55,10 +55,17 @@ def tiny_text_encoder_state_dict(
     buffer real files carry); SD2 ViT-H and SDXL bigG use OpenCLIP native names with
     ``text_projection`` and ``logit_scale``.
     """
+    return random_text_encoder_state_dict(family, seed, TINY, dtype)
+
+
+def random_text_encoder_state_dict(
+    family: str, seed: int, archs: dict[str, EncoderArch], dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """Like `tiny_text_encoder_state_dict` for any sizes (bench/ uses diffusion.text.arch.FULL_SIZE)."""
     state: dict[str, torch.Tensor] = {}
     for index, slot in enumerate(family_slots(family)):
         generator = torch.Generator().manual_seed(seed * 1000 + index)
-        arch = TINY[slot.name]
+        arch = archs[slot.name]
         if slot.layout == "hf":
             prefix = slot.prefix + "text_model."
             weights = _random_weights(canonical_key_shapes(arch), generator)
