@@ -4,7 +4,8 @@ Beyond ComfyUI (all under /api/lg, documented in server/API.md):
 - GET  /lg/jobs                    recent jobs of every state, newest first
 - GET  /lg/jobs/{id}               one job: state, priority, timings, per-node run report
 - POST /lg/jobs/{id}/cancel        cancel a pending job, or interrupt it if it is running
-- POST /lg/jobs/{id}/priority      {"number": x} or {"front": true}: move a pending job
+- POST /lg/jobs/{id}/priority      {"number": x} ("priority" also accepted), {"front": true} or
+                                   {"back": true}: move a pending job
 - GET  /lg/cache                   output-cache statistics;  POST /lg/cache/clear empties it
 """
 
@@ -241,7 +242,7 @@ async def set_job_priority(request: web.Request) -> web.Response:
     elif body.get("back") is True:
         number = ctx.queue.next_number(front=False)
     else:
-        number = finite_number(body.get("number"))
+        number = finite_number(body.get("number", body.get("priority")))
         if number is None:
             raise BadRequest("invalid_parameter", "Send {'number': <finite number>} (lower runs "
                              "first), {'front': true} or {'back': true}.", parameter="number")

@@ -173,6 +173,9 @@ def test_cancel_and_reprioritise_jobs_by_id(server: ServerThread) -> None:
     moved = server.post(f"/api/lg/jobs/{c}/priority", {"front": True}).json()
     assert moved["position"] == 0
     assert [i[1] for i in server.get("/queue").json()["queue_pending"]] == [c, a, b]
+    late = server.post(f"/api/lg/jobs/{a}/priority", {"priority": 10**6}).json()
+    assert late["position"] == 2 and late["number"] == 10**6
+    assert [i[1] for i in server.get("/queue").json()["queue_pending"]] == [c, b, a]
     assert server.post(f"/api/lg/jobs/{a}/cancel").json()["result"] == "cancelled"
     assert server.get(f"/api/lg/jobs/{a}").json()["state"] == "cancelled"
     assert server.post(f"/api/lg/jobs/{a}/priority", {"number": 1}).status == 409
@@ -180,6 +183,7 @@ def test_cancel_and_reprioritise_jobs_by_id(server: ServerThread) -> None:
     assert server.post(f"/api/lg/jobs/{blocker}/cancel").json()["result"] == "interrupting"
     assert server.wait_history(blocker)["lg"]["state"] == "cancelled"
     order = [server.wait_history(pid)["lg"]["finished_at"] for pid in (c, b)]
+    assert server.get(f"/api/lg/jobs/{c}").json()["state"] == "success"
     assert order == sorted(order)
 
 
@@ -260,3 +264,22 @@ def _wait_running(server: ServerThread, prompt_id: str, timeout: float = 10) -> 
             return
         time.sleep(0.02)
     raise TimeoutError(f"{prompt_id} never started")
+
+
+def test_built_editor_is_served_from_the_web_root(tmp_path) -> None:
+    from server.context import ServerConfig
+    from tests.server.harness import make_runtime
+
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>editor</title>")
+    (dist / "assets" / "app.js").write_text("console.log(1)")
+    with ServerThread(make_runtime(tmp_path / "base"), ServerConfig(port=0, web_root=dist)) as srv:
+        index = srv.get("/")
+        assert index.status == 200 and b"editor" in index.body
+        assert index.headers["content-type"].startswith("text/html")
+        assert index.headers["cache-control"] == "no-cache"
+        script = srv.get("/assets/app.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert srv.get("/assets/missing.js").status == 404
+        assert srv.get("/api/queue").status == 200  # API routes win over static files
