@@ -27,6 +27,19 @@ class BadRequest(Exception):
         return web.json_response(self.payload, status=self.status)
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, or a 413 as soon as it grows past `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest("body_too_large", f"Request body exceeds {limit} bytes.", status=413)
+    chunks, size = [], 0
+    while chunk := await request.content.read(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest("body_too_large", f"Request body exceeds {limit} bytes.", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -34,11 +47,7 @@ def _refuse_constant(name: str) -> Any:
 async def read_json(request: web.Request, *, allow_empty: bool = False,
                     limit: int = MAX_JSON_BYTES) -> Any:
     """Parse the body as JSON (no NaN/Infinity), refusing bodies larger than `limit`."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BadRequest("body_too_large", f"Request body exceeds {limit} bytes.", status=413)
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise BadRequest("body_too_large", f"Request body exceeds {limit} bytes.", status=413)
+    raw = await read_body(request, limit)
     if not raw.strip():
         if allow_empty:
             return None

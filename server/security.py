@@ -32,6 +32,16 @@ TOKEN_COOKIE = "latentgraph_token"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
+TOKEN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Latentgraph: access token needed</title></head>
+<body style="font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:4em auto">
+<h1>Access token needed</h1>
+<p>This Latentgraph server is reachable from the network, so it asks for its access token.
+Open the address the server printed when it started (it ends in <code>?token=…</code>),
+or start the server with <code>--auth-token</code> to choose the token yourself.</p>
+</body></html>
+"""
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -142,6 +152,8 @@ def security_middleware(policy: SecurityPolicy) -> Any:
         if policy.token is not None:
             given = token_from_request(request)
             if not token_matches(given, policy.token):
+                if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+                    return web.Response(status=401, text=TOKEN_PAGE, content_type="text/html")
                 return error_body(401, "unauthorized",
                                   "An access token is required: send 'Authorization: Bearer "
                                   "<token>' or open the URL the server printed at start.")

@@ -19,7 +19,7 @@ from aiohttp import web
 from engine.errors import PathEscapeError
 from engine.paths import contained_path
 from server.context import CONTEXT, ServerContext
-from server.requests import BadRequest, query_bool, read_json
+from server.requests import BadRequest, query_bool, read_body, read_json
 
 MAX_USERDATA_BYTES = 32 * 1024 * 1024
 SETTINGS_FILE = "comfy.settings.json"
@@ -138,11 +138,7 @@ async def post_userdata(request: web.Request) -> web.Response:
     overwrite = query_bool(request, "overwrite", default=True)
     if path.exists() and not overwrite:
         raise BadRequest("file_exists", "A file with that name already exists.", status=409)
-    if request.content_length is not None and request.content_length > MAX_USERDATA_BYTES:
-        raise BadRequest("body_too_large", f"File exceeds {MAX_USERDATA_BYTES} bytes.", status=413)
-    data = await request.content.read(MAX_USERDATA_BYTES + 1)
-    if len(data) > MAX_USERDATA_BYTES:
-        raise BadRequest("body_too_large", f"File exceeds {MAX_USERDATA_BYTES} bytes.", status=413)
+    data = await read_body(request, MAX_USERDATA_BYTES)
     await asyncio.to_thread(atomic_write, path, data)
     if query_bool(request, "full_info"):
         return web.json_response(_info(ctx, path))

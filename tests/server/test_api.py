@@ -283,3 +283,18 @@ def test_built_editor_is_served_from_the_web_root(tmp_path) -> None:
         assert script.headers["content-type"].startswith("text/javascript")
         assert srv.get("/assets/missing.js").status == 404
         assert srv.get("/api/queue").status == 200  # API routes win over static files
+
+
+def test_large_bodies_are_read_whole(server: ServerThread, base_dir) -> None:
+    workflow = {"nodes": [{"id": i, "type": "Note", "widgets_values": ["x" * 200]}
+                          for i in range(5000)]}
+    raw = json.dumps(workflow).encode()
+    assert len(raw) > 1_000_000
+    assert server.post("/userdata/workflows%2Fbig.json", raw=raw).status == 200
+    assert (base_dir / "user/default/workflows/big.json").read_bytes() == raw
+    body = {"prompt": {"1": {"class_type": "TestNumber", "inputs": {"value": 5}},
+                       "2": {"class_type": "TestShow", "inputs": {"value": ["1", 0]}}},
+            "extra_data": {"extra_pnginfo": {"workflow": workflow}}}
+    response = server.post("/prompt", body)
+    assert response.status == 200, response.body[:200]
+    server.wait_history(response.json()["prompt_id"])

@@ -122,6 +122,8 @@ def test_listen_without_token_generates_one_and_requires_it(tmp_path: Path) -> N
     config.hosts = ["127.0.0.1"]  # keep the test on loopback; the token rule stays in force
     with ServerThread(make_runtime(tmp_path), config) as server:
         assert server.get("/queue").status == 401
+        page = server.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+        assert page.status == 401 and b"?token=" in page.body
         assert server.get("/queue", headers={"Authorization": "Bearer wrong"}).status == 401
         assert server.get("/queue", headers={"Authorization": f"Bearer {config.token}"}).status == 200
         assert server.get("/", headers={"Cookie": f"latentgraph_token={config.token}"}).status == 200
