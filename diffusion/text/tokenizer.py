@@ -91,25 +91,14 @@ class SDTokenizer:
         """Each word's tokens with its weight, in prompt order; ``embedding:NAME`` becomes vectors."""
         groups: list[tuple[list[Token], float]] = []
         for segment, weight in parse_prompt_weights(text):
-            pending: list[str] = []
-
-            def flush(pending: list[str] = pending, weight: float = weight) -> None:
-                words = _word_pieces(normalize_text(" ".join(pending)))
-                groups.extend((ids, weight) for ids in self.encode_words(words) if ids)
-                pending.clear()
-
-            for word in _word_pieces(segment):
-                if not word.startswith(EMBEDDING_PREFIX):
-                    pending.append(word)
+            for kind, value in _split_embeddings(segment):
+                if kind == "text":
+                    words = _word_pieces(normalize_text(value))
+                    groups.extend((ids, weight) for ids in self.encode_words(words) if ids)
                     continue
-                flush()
-                name, trailing = _split_embedding_word(word[len(EMBEDDING_PREFIX):])
-                vectors = self._embedding(name, embeddings)
+                vectors = self._embedding(value, embeddings)
                 if vectors is not None:
-                    groups.append(([EmbeddingVector(name, v) for v in vectors], weight))
-                if trailing:
-                    pending.append(trailing)
-            flush()
+                    groups.append(([EmbeddingVector(value, v) for v in vectors], weight))
         return groups
 
     def _embedding(self, name: str, embeddings: EmbeddingResolver | None) -> torch.Tensor | None:
@@ -154,7 +143,27 @@ class SDTokenizer:
         return [[(token, weight) for token, weight, _ in chunk] for chunk in chunks]
 
 
-def _split_embedding_word(rest: str) -> tuple[str, str]:
-    """``name,`` → (``name``, ``,``): trailing commas belong to the prompt, not the file name."""
-    name = rest.rstrip(",")
-    return name, rest[len(name):]
+def _split_embeddings(segment: str) -> list[tuple[str, str]]:
+    """("text", words) and ("embedding", name) runs of one weighted segment, in order.
+
+    ``embedding:NAME`` is recognised at the start of a whitespace-separated word; trailing commas
+    belong to the prompt, not the file name (``embedding:style,`` → name ``style`` then ``,``).
+    """
+    runs: list[tuple[str, str]] = []
+    pending: list[str] = []
+    for word in _word_pieces(segment):
+        if not word.startswith(EMBEDDING_PREFIX):
+            pending.append(word)
+            continue
+        if pending:
+            runs.append(("text", " ".join(pending)))
+            pending = []
+        rest = word[len(EMBEDDING_PREFIX):]
+        name = rest.rstrip(",")
+        if name:
+            runs.append(("embedding", name))
+        if rest[len(name):]:
+            pending.append(rest[len(name):])
+    if pending:
+        runs.append(("text", " ".join(pending)))
+    return runs

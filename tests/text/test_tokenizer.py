@@ -127,3 +127,22 @@ def test_tokenizer_files_are_written_once_and_fall_back_when_cache_is_read_only(
     blocker.write_text("x")
     fallback = ensure_tokenizer_files(blocker / "cache")
     assert (fallback / "merges.txt").read_text().startswith("#version: 0.2\n")
+
+
+def test_embedding_slots_carry_their_weight_and_trailing_comma_stays_text():
+    import torch
+
+    from diffusion.text.tokenizer import EmbeddingVector
+
+    vectors = torch.ones(2, 32)
+    calls = []
+
+    def resolver(name, key):
+        calls.append((name, key))
+        return vectors if name == "sub/style" else None
+
+    [chunk] = SDTokenizer("l", EOS_TOKEN).tokenize_with_weights("a (embedding:sub/style,:1.2) cat", resolver)
+    assert calls == [("sub/style", "l")]
+    assert all(isinstance(t, EmbeddingVector) and w == 1.2 for t, w in chunk[2:4])
+    assert chunk[4] == (267, 1.2)  # the comma
+    assert chunk[5][0] == 2368  # cat
