@@ -5,7 +5,9 @@ A prompt becomes a list of chunks; each chunk is 77 ``(token, weight)`` pairs:
 `EmbeddingVector` for a textual-inversion slot. Words of at most 7 tokens are moved whole to the
 next chunk rather than split (as ComfyUI does); longer words are split where the chunk ends.
 Text is normalised like open_clip's tokenizer (ftfy, HTML unescape twice, whitespace collapse,
-lowercase) so tokens equal the reference pipelines' on any input.
+lowercase) so tokens equal open_clip's on any text of assigned characters. Known difference:
+characters that only recent Unicode versions define (e.g. CJK extension G, plane 3) are letters to
+open_clip's `regex` module but not to the tokenizers library, so their word boundaries can differ.
 """
 
 from __future__ import annotations
@@ -79,7 +81,10 @@ class SDTokenizer:
         """BPE ids (no BOS/EOS) of already-normalised words; batched through the fast tokenizer."""
         if not words:
             return []
-        return [list(ids) for ids in self.hf(words, add_special_tokens=False)["input_ids"]]
+        # split_special_tokens: a prompt that spells "<|endoftext|>" gets ordinary text tokens, as
+        # with open_clip, instead of an EOS that would move the pooled position.
+        encoded = self.hf(words, add_special_tokens=False, split_special_tokens=True)
+        return [list(ids) for ids in encoded["input_ids"]]
 
     def token_ids(self, text: str) -> list[int]:
         """Ids of plain text without BOS/EOS or weighting syntax (normalised like open_clip)."""

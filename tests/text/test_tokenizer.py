@@ -146,3 +146,29 @@ def test_embedding_slots_carry_their_weight_and_trailing_comma_stays_text():
     assert all(isinstance(t, EmbeddingVector) and w == 1.2 for t, w in chunk[2:4])
     assert chunk[4] == (267, 1.2)  # the comma
     assert chunk[5][0] == 2368  # cat
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PRINTABLE = st.characters(whitelist_categories=("L", "M", "N", "P", "S", "Zs"), max_codepoint=0x2FFFF)
+
+
+_REFERENCE_TOKENIZER = []
+
+
+def _simple_tokenizer():
+    if not _REFERENCE_TOKENIZER:
+        _REFERENCE_TOKENIZER.append(import_open_clip().tokenizer.SimpleTokenizer())
+    return _REFERENCE_TOKENIZER[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(alphabet=_PRINTABLE, max_size=30))
+def test_any_printable_text_tokenizes_like_open_clip(text):
+    assert SDTokenizer("g", 0).token_ids(text) == _simple_tokenizer().encode(text)
+
+
+def test_special_token_text_in_a_prompt_is_not_a_control_token(reference):
+    text = "a <|endoftext|> b"
+    assert SDTokenizer("l", EOS_TOKEN).token_ids(text) == reference.tokenizer.SimpleTokenizer().encode(text)
