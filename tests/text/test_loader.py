@@ -113,3 +113,33 @@ def test_scheduled_encode_returns_conditioning():
     clip = load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", tiny_text_arch_overrides("sd1"))
     [[cond, options]] = clip.encode_from_tokens_scheduled(clip.tokenize("a cat"), add_dict={"x": 1})
     assert cond.shape == (1, 77, 32) and options["x"] == 1 and options["pooled_output"].shape == (1, 32)
+
+
+def test_clip_skip_deeper_than_the_encoder_means_last_layer():
+    clip = load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", tiny_text_arch_overrides("sd1"))
+    deep = clip.clone()
+    deep.set_last_layer(-24)
+    tokens = clip.tokenize("a cat")
+    assert torch.equal(deep.encode_from_tokens(tokens), clip.encode_from_tokens(tokens))
+    with pytest.raises(ValueError):
+        deep.set_last_layer(0)
+
+
+def test_text_stack_never_imports_open_clip_or_torchvision():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from diffusion.text.loader import load_clip\n"
+        "from diffusion.text.tiny import tiny_text_arch_overrides, tiny_text_encoder_state_dict\n"
+        "clip = load_clip(tiny_text_encoder_state_dict('sdxl', 0), 'sdxl', tiny_text_arch_overrides('sdxl'))\n"
+        "clip.encode('a cat')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('open_clip', 'torchvision', 'engine', 'nodes')]\n"
+        "assert not bad, bad\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
