@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,5 +101,21 @@ async def _cleanup(app: web.Application) -> None:
     finished = await asyncio.to_thread(ctx.worker.stop, 15.0)
     if finished:
         ctx.queue.store.close()
-    else:
-        log.warning("the running prompt did not stop in time; it will be marked failed on restart")
+        return
+    job = ctx.queue.running()
+    if job is not None:  # a node that never checks for interrupts: record why it ended
+        log.warning("prompt %s did not stop within 15 s; recording it as interrupted",
+                    job.prompt_id)
+        ctx.queue.store.finish(job.prompt_id, "interrupted", stopped_result(job.prompt_id),
+                               time.time())
+
+
+def stopped_result(prompt_id: str) -> dict[str, Any]:
+    reason = ("The server was stopped while this job was running and the node did not stop in "
+              "time. Queue it again if you want it.")
+    message = ["execution_interrupted", {"prompt_id": prompt_id, "node_id": None,
+                                         "node_type": None, "executed": [],
+                                         "timestamp": int(time.time() * 1000)}]
+    return {"outputs": {}, "status": {"status_str": "error", "completed": False,
+                                      "messages": [message]},
+            "meta": {}, "lg": {"state": "interrupted", "reason": reason, "run_report": {}}}
