@@ -130,8 +130,9 @@ class ServerThread:
 
 
 def http_request(port: int, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                 headers: dict[str, str] | None = None, timeout: float = 30) -> Response:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+                 headers: dict[str, str] | None = None, timeout: float = 30,
+                 host: str = "127.0.0.1") -> Response:
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     all_headers = dict(headers or {})
     payload = raw
     if body is not None and raw is None:

@@ -21,12 +21,13 @@ PACK = "from tests.server.nodepack import NODE_CLASS_MAPPINGS  # noqa: F401\nWEB
 class ServerProcess:
     """`python main.py` on a free loopback port, its output drained by a thread."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *extra: str) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
         self.proc = subprocess.Popen(
             [python(), "main.py", "--base-directory", str(base), "--port", "0", "--cpu",
-             "--cache-ram", "0.25"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+             "--cache-ram", "0.25", *extra], cwd=REPO, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
+        self.host, self.token = "127.0.0.1", None
         self.lines: list[str] = []
         self.port_found = threading.Event()
         self.port = 0
@@ -39,16 +40,19 @@ class ServerProcess:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line)
-            match = re.search(r"running at http://127\.0\.0\.1:(\d+)/", line)
+            match = re.search(r"running at http://([0-9.]+):(\d+)/(?:\?token=(\S+))?", line)
             if match and not self.port_found.is_set():
-                self.port = int(match.group(1))
+                self.host, self.port, self.token = match.group(1), int(match.group(2)), match.group(3)
                 self.port_found.set()
 
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def get(self, path: str):
-        return http_request(self.port, "GET", path)
+        return http_request(self.port, "GET", path, host=self.host, headers=self._auth())
 
     def post(self, path: str, body):
-        return http_request(self.port, "POST", path, body)
+        return http_request(self.port, "POST", path, body, host=self.host, headers=self._auth())
 
     def queue(self, prompt, **extra) -> str:
         response = self.post("/prompt", {"prompt": prompt, **extra})
@@ -121,8 +125,12 @@ def test_restart_keeps_queue_and_history_and_never_reruns_the_crashed_job(base: 
         second.wait(lambda: second.get("/queue").json()["queue_running"])
     finally:
         assert second.stop(signal.SIGTERM) == 0
-    third = ServerProcess(base)
+    # --listen on an address other than 127.0.0.1 requires the token printed at start
+    third = ServerProcess(base, "--listen", "127.0.0.2")
     try:
+        assert third.host == "127.0.0.2" and third.token and len(third.token) >= 24
+        refused = http_request(third.port, "GET", "/queue", host=third.host)
+        assert refused.status == 401 and refused.json()["error"]["type"] == "unauthorized"
         assert third.history(stopped)["lg"]["state"] == "interrupted"
         assert third.history(running)["lg"]["state"] == "failed"
     finally:
