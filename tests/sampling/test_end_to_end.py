@@ -59,8 +59,8 @@ def test_sd1_txt2img_is_byte_identical_across_runs(checkpoints):
 
 def test_sd1_ancestral_and_sde_samplers_are_reproducible_on_a_real_unet(checkpoints):
     ck = checkpoints("sd1")
-    for name in ("euler_ancestral", "dpmpp_2m_sde"):
-        assert torch.equal(_txt2img(ck, sampler=name)["samples"], _txt2img(ck, sampler=name)["samples"])
+    # The ancestral samplers' seeded noise is covered on fakes; here the Brownian-tree path.
+    assert torch.equal(_txt2img(ck, sampler="dpmpp_2m_sde")["samples"], _txt2img(ck, sampler="dpmpp_2m_sde")["samples"])
 
 
 def test_sd1_img2img_keeps_the_image_structure_at_low_denoise(checkpoints):
@@ -113,11 +113,11 @@ def test_sdxl_base_to_refiner_handoff_with_ksampler_advanced(checkpoints):
     r_positive, r_negative = _prompts(refiner.clip)
     empty = {"samples": torch.zeros(1, 4, 8, 8)}
     advanced = nodes.KSamplerAdvanced()
-    half = advanced.sample(base.model, "enable", 7, 4, 6.0, "euler", "normal", positive, negative, empty,
-                           0, 2, "enable")[0]
-    final = advanced.sample(refiner.model, "disable", 7, 4, 6.0, "euler", "normal", r_positive, r_negative, half,
-                            2, 10000, "disable")[0]
-    # Leftover noise: the hand-off latent is still at σ of step 2, far from the refined result.
+    half = advanced.sample(base.model, "enable", 7, 2, 6.0, "euler", "normal", positive, negative, empty,
+                           0, 1, "enable")[0]
+    final = advanced.sample(refiner.model, "disable", 7, 2, 6.0, "euler", "normal", r_positive, r_negative, half,
+                            1, 10000, "disable")[0]
+    # Leftover noise: the hand-off latent is still at σ of step 1, far from the refined result.
     assert half["samples"].std() > final["samples"].std()
     image = refiner.vae.decode(final["samples"])
     assert image.shape == (1, 64, 64, 3) and torch.isfinite(image).all()
