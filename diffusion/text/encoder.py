@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterator
 
 import torch
 
-from diffusion.text.arch import CONTEXT_LENGTH, EncoderArch, EncoderSlot
+from diffusion.text.arch import BOS_TOKEN, CONTEXT_LENGTH, EOS_TOKEN, EncoderArch, EncoderSlot
 from diffusion.text.model import TextModel
 from diffusion.text.tokenizer import Chunk, EmbeddingVector
 
@@ -39,8 +40,6 @@ class TextEncoder:
         return getattr(self.model, "text_model", self.model)
 
     def empty_chunk(self) -> Chunk:
-        from diffusion.text.arch import BOS_TOKEN, EOS_TOKEN
-
         chunk: Chunk = [(BOS_TOKEN, 1.0), (EOS_TOKEN, 1.0)]
         return chunk + [(self.slot.pad_token, 1.0)] * (CONTEXT_LENGTH - 2)
 
@@ -49,7 +48,19 @@ class TextEncoder:
             self.manager.load(self.model, f"text encoder {self.slot.name}")
         return next(self.model.parameters()).device
 
-    @torch.inference_mode()
+    def _token_ids(self, batch: list[Chunk], device: torch.device) -> torch.Tensor:
+        """Id tensor [len(batch), 77]; malformed chunks (e.g. built by a custom node) are refused clearly."""
+        rows = []
+        for index, chunk in enumerate(batch):
+            if len(chunk) != self.arch.positions:
+                raise ValueError(f"{self.slot.name}: token chunk {index} has {len(chunk)} tokens, expected {self.arch.positions}")
+            row = [_PLACEHOLDER_ID if isinstance(item[0], EmbeddingVector) else item[0] for item in chunk]
+            bad = [t for t in row if not isinstance(t, numbers.Integral) or not 0 <= t < self.arch.vocab_size]
+            if bad:
+                raise ValueError(f"{self.slot.name}: token ids outside the vocabulary: {bad[:3]}")
+            rows.append(row)
+        return torch.tensor([[int(t) for t in row] for row in rows], dtype=torch.long, device=device)
+
     def encode(self, chunks: list[Chunk], layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(cond [1, 77·len(chunks), width] float32, pooled [1, P] float32 from the first chunk).
 
@@ -66,16 +77,14 @@ class TextEncoder:
         weighted = any(item[1] != 1.0 for chunk in chunks for item in chunk)
         batch = list(chunks) + ([self.empty_chunk()] if weighted else [])
         device = self._place()
-        ids = torch.tensor(
-            [[_PLACEHOLDER_ID if isinstance(item[0], EmbeddingVector) else item[0] for item in chunk] for chunk in batch],
-            dtype=torch.long,
-            device=device,
-        )
-        with self._embedding_slots(batch, device):
+        ids = self._token_ids(batch, device)
+        # no_grad rather than inference_mode: conditioning tensors flow on to nodes that may modify
+        # their own copies in place, which inference tensors forbid.
+        with torch.no_grad(), self._embedding_slots(batch, device):
             out = self.model(input_ids=ids, output_hidden_states=True)
-        hidden = out.hidden_states[layer]
-        if self.slot.layer_norm_hidden:
-            hidden = self.text_model.final_layer_norm(hidden)
+            hidden = out.hidden_states[layer]
+            if self.slot.layer_norm_hidden:
+                hidden = self.text_model.final_layer_norm(hidden)
         pooled = out.text_embeds if hasattr(out, "text_embeds") and out.text_embeds is not None else out.pooler_output
         hidden = hidden.float()
         if weighted:

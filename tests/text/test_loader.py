@@ -143,3 +143,20 @@ def test_text_stack_never_imports_open_clip_or_torchvision():
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_malformed_tokens_are_refused_clearly():
+    clip = load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", tiny_text_arch_overrides("sd1"))
+    with pytest.raises(ValueError, match="expected 77"):
+        clip.encode_from_tokens({"l": [[(49406, 1.0), (49407, 1.0)]]})
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        clip.encode_from_tokens({"l": [[(60000, 1.0)] * 77]})
+    with pytest.raises(ValueError, match="lack"):
+        clip.encode_from_tokens({"g": clip.tokenize("x")["l"]})
+
+
+def test_conditioning_is_an_ordinary_tensor():
+    clip = load_clip(tiny_text_encoder_state_dict("sd1", 0), "sd1", tiny_text_arch_overrides("sd1"))
+    cond = clip.encode("a cat")
+    assert not cond.is_inference() and not cond.requires_grad
+    cond.mul_(2)  # consumers may modify their own copies in place
