@@ -165,3 +165,35 @@ def test_node_mappings_export_every_sampling_node():
     assert {"KSampler", "KSamplerAdvanced", "SamplerCustom", "KSamplerSelect", "BasicScheduler", "KarrasScheduler",
             "ExponentialScheduler", "SDTurboScheduler", "ModelSamplingDiscrete", "SetLatentNoiseMask",
             "VAEEncodeForInpaint", "InpaintModelConditioning"} <= set(nodes.NODE_CLASS_MAPPINGS)
+
+
+def test_preview_pacer_keeps_preview_time_within_three_percent_of_sampling_time():
+    from diffusion.sampling.preview import PreviewPacer
+
+    now = [0.0]
+    pacer = PreviewPacer(clock=lambda: now[0])
+    sent = 0
+    spent = 0.0
+    for step in range(200):
+        now[0] += 0.010  # a 10 ms step
+        if pacer.due(step, 200):
+            sent += 1
+            pacer.record(0.002)  # a 2 ms preview: too slow to send every step
+            spent += 0.002
+            now[0] += 0.002
+    assert 1 < sent < 200
+    # First and last step always get one; in between the budget holds.
+    assert spent - 2 * 0.002 <= 0.03 * now[0]
+
+
+def test_preview_pacer_sends_every_step_when_previews_are_cheap():
+    from diffusion.sampling.preview import PreviewPacer
+
+    now = [0.0]
+    pacer = PreviewPacer(clock=lambda: now[0])
+    due = []
+    for step in range(20):
+        now[0] += 0.1
+        due.append(pacer.due(step, 20))
+        pacer.record(0.0005)
+    assert all(due)

@@ -111,3 +111,32 @@ def test_uni_pc_matches_diffusers_unipc_multistep(variant, steps):
         sample = scheduler.step(x0, t, sample).prev_sample
     theirs = sample * (1 + samplers.UNIPC_FINAL_SIGMA**2) ** 0.5
     assert (ours - theirs).abs().max() <= 1e-5
+
+
+def test_lcm_matches_diffusers_lcm_scheduler_with_the_same_noise():
+    from diffusers import LCMScheduler
+
+    scheduler = LCMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+                             prediction_type="sample")
+    scheduler.set_timesteps(4)
+    scheduler.alphas_cumprod = scheduler.alphas_cumprod.double()
+    # The consistency boundary condition belongs to the model's parameterisation, not the sampler:
+    # with c_skip = 0, c_out = 1 diffusers' step is the bare LCM sampler.
+    scheduler.get_scalings_for_boundary_condition_discrete = lambda timestep: (0.0, 1.0)
+    table = _table(scheduler)
+    sigmas = torch.cat([table[scheduler.timesteps.long()], torch.zeros(1, dtype=torch.float64)])
+    x_vp = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+
+    ours_noise = torch.Generator().manual_seed(8)
+    ours = samplers.sample_lcm(
+        fake_denoiser, x_vp * (1 + sigmas[0] ** 2) ** 0.5, sigmas,
+        noise_sampler=lambda s, sn: torch.randn(x_vp.shape, generator=ours_noise, dtype=torch.float64),
+    )
+
+    theirs_noise = torch.Generator().manual_seed(8)
+    sample = x_vp
+    for k, t in enumerate(scheduler.timesteps):
+        s = sigmas[k]
+        x0 = fake_denoiser(sample * (1 + s**2) ** 0.5, s.reshape(1))
+        sample = scheduler.step(x0, t, sample, generator=theirs_noise).prev_sample
+    assert (ours - sample).abs().max() <= 1e-5
