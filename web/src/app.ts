@@ -9,10 +9,11 @@ import { importApiPrompt, importComfyUi, isApiPrompt, isComfyUiWorkflow } from "
 import type { Op } from "./model/commands";
 import { defaultWorkflow } from "./model/defaultWorkflow";
 import { type NodeDef, type NodeDefs, parseObjectInfo } from "./model/nodedefs";
+import { fromFile, isWorkflowFile, toFile } from "./model/fileFormat";
 import { readPngText } from "./model/png";
 import { workflowToPrompt } from "./model/prompt";
 import { seedChanges } from "./model/seed";
-import { isOurWorkflow, validateWorkflow, type WorkflowDoc } from "./model/workflow";
+import { emptyWorkflow, isOurWorkflow, validateWorkflow, type WorkflowDoc } from "./model/workflow";
 import { confirmDialog, h, promptText, toast } from "./ui/dom";
 import { LibraryPanel } from "./ui/library";
 import { QueuePanel } from "./ui/queue";
@@ -39,7 +40,7 @@ export interface LoadedDoc {
 
 export class App {
   readonly api = new ApiClient();
-  readonly workspace = new Workspace(this.api);
+  readonly workspace = new Workspace(this.api, (doc) => JSON.stringify(toFile(doc, this.defs), null, 2));
   editor!: GraphEditor;
   defs: NodeDefs = new Map();
   private search = new SearchDialog(() => this.defs);
@@ -191,7 +192,7 @@ export class App {
   private buildMenu(): HTMLElement {
     const items: Array<[string, () => void, string?]> = [
       ["New workflow", () => void this.newWorkflow(defaultWorkflow(this.defs), "Untitled")],
-      ["Blank workflow", () => void this.newWorkflow({ format: "latentgraph.workflow", version: 1, nodes: [], links: [], groups: [] }, "Untitled")],
+      ["Blank workflow", () => void this.newWorkflow(emptyWorkflow(), "Untitled")],
       ["Open file…", () => this.openFileDialog(), "Ctrl+O"],
       ["Save", () => void this.saveActive(), "Ctrl+S"],
       ["Save as…", () => void this.saveAs()],
@@ -367,7 +368,7 @@ export class App {
       const text = await this.api.readUserFile(path);
       const loaded = this.parseWorkflowText(text, displayName(path));
       this.syncActive();
-      const saved = isOurWorkflow(JSON.parse(text));
+      const saved = isWorkflowFile(JSON.parse(text));
       const tab = this.workspace.addTab(loaded.doc, saved ? path : await this.workspace.uniquePath(displayName(path)), saved);
       this.showTab(tab);
       if (!loaded.doc.view) this.editor.fitView();
@@ -481,14 +482,19 @@ export class App {
       toast("Nothing to run", "warning", "Add an output node such as Save Image.");
       return null;
     }
+    // Events for this prompt can arrive before the POST answers: register its id first.
+    const promptId = crypto.randomUUID();
+    this.promptTabs.set(promptId, tab.id);
     try {
-      const res = await this.api.queuePrompt(prompt, { extra_pnginfo: { workflow: doc }, lg: { title: displayName(tab.path), tab: tab.id } }, front);
+      const extra = { extra_pnginfo: { workflow: toFile(doc, this.defs) }, lg: { title: displayName(tab.path), tab: tab.id } };
+      const res = await this.api.queuePrompt(prompt, extra, front, promptId);
       this.promptTabs.set(res.prompt_id, tab.id);
       if (res.node_errors && Object.keys(res.node_errors).length) this.markNodeErrors(res.node_errors);
       this.applySeedControls();
       void this.queuePanel.refresh();
       return res.prompt_id;
     } catch (e) {
+      this.promptTabs.delete(promptId);
       if (e instanceof ApiError && e.body?.node_errors) {
         this.markNodeErrors(e.body.node_errors);
         const err = e.body.error;
@@ -708,10 +714,16 @@ export class App {
   // ------------------------------------------------------------------ files
 
   parseWorkflowData(data: unknown, name: string): LoadedDoc {
+    if (isWorkflowFile(data)) return { doc: fromFile(data, this.defs), warnings: this.missingWarnings(data), name };
     if (isOurWorkflow(data)) return { doc: validateWorkflow(data), warnings: [], name };
     if (isComfyUiWorkflow(data)) return { ...importComfyUi(data, this.defs), name };
     if (isApiPrompt(data)) return { ...importApiPrompt(data, this.defs), name };
     throw new Error("this file is not a workflow (neither Latentgraph, ComfyUI workflow nor API prompt)");
+  }
+
+  private missingWarnings(file: { nodes: Record<string, { type: string }> }): string[] {
+    const missing = [...new Set(Object.values(file.nodes).map((n) => n.type))].filter((t) => !this.defs.has(t) && t !== "Reroute" && t !== "Note");
+    return missing.map((t) => `unknown node type '${t}' loaded as a placeholder`);
   }
 
   parseWorkflowText(text: string, name: string): LoadedDoc {
@@ -722,6 +734,19 @@ export class App {
       throw new Error(`invalid JSON: ${(e as Error).message}`);
     }
     return this.parseWorkflowData(data, name);
+  }
+
+  /** Open any supported workflow value (our file, ComfyUI UI or API format) in a new tab. */
+  async openData(data: unknown, name: string): Promise<Tab> {
+    const loaded = this.parseWorkflowData(data, name);
+    const tab = await this.newWorkflow(loaded.doc, loaded.name);
+    this.reportWarnings(loaded);
+    return tab;
+  }
+
+  /** The active workflow as the saved file format. */
+  currentFile(): unknown {
+    return toFile(this.editor.toDoc(), this.defs);
   }
 
   /** Open a dropped or chosen file (workflow JSON or an image with embedded workflow). */
@@ -767,7 +792,7 @@ export class App {
 
   private exportWorkflow(): void {
     const tab = this.workspace.active;
-    this.download(`${tab ? displayName(tab.path) : "workflow"}.json`, this.editor.toDoc());
+    this.download(`${tab ? displayName(tab.path) : "workflow"}.json`, toFile(this.editor.toDoc(), this.defs));
   }
 
   private exportApi(): void {

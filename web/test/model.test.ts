@@ -10,7 +10,7 @@ import { workflowToPrompt } from "../src/model/prompt";
 import { fuzzyScore, searchNodes } from "../src/model/search";
 import { nextSeed, seedChanges } from "../src/model/seed";
 import { typesCompatible } from "../src/model/types";
-import { cloneDoc, stableStringify, validateWorkflow, WorkflowFormatError, type WorkflowDoc } from "../src/model/workflow";
+import { cloneDoc, stableStringify, validateWorkflow, WORKFLOW_FORMAT, WorkflowFormatError, type WorkflowDoc } from "../src/model/workflow";
 import { OBJECT_INFO } from "./fixtures";
 
 const defs = parseObjectInfo(OBJECT_INFO);
@@ -53,7 +53,7 @@ test("default workflow is wired and converts to the ComfyUI API prompt", () => {
 function chain(): WorkflowDoc {
   // LoadImage(1) -> Invert(2) -> Invert(3) -> Save(4)
   const doc = validateWorkflow({
-    format: "latentgraph.workflow",
+    format: WORKFLOW_FORMAT,
     version: 1,
     groups: [],
     nodes: [
@@ -204,10 +204,10 @@ test("auto layout never stacks two nodes on the same spot", () => {
 });
 
 test("workflow validation names the problem", () => {
-  assert.throws(() => validateWorkflow({ format: "latentgraph.workflow", version: 1, nodes: [{ id: 1, type: "X", pos: [0], inputs: {} }], links: [] }), WorkflowFormatError);
-  assert.throws(() => validateWorkflow({ format: "other" }), /not a latentgraph.workflow/);
+  assert.throws(() => validateWorkflow({ format: WORKFLOW_FORMAT, version: 1, nodes: [{ id: 1, type: "X", pos: [0], inputs: {} }], links: [] }), WorkflowFormatError);
+  assert.throws(() => validateWorkflow({ format: "other" }), /not a latentgraph.editor-doc/);
   assert.throws(
-    () => validateWorkflow({ format: "latentgraph.workflow", version: 1, nodes: [], links: [{ id: 1, from: [5, 0], to: [6, "a"], type: "X" }] }),
+    () => validateWorkflow({ format: WORKFLOW_FORMAT, version: 1, nodes: [], links: [{ id: 1, from: [5, 0], to: [6, "a"], type: "X" }] }),
     /links\[0\]\.from/,
   );
 });
@@ -298,4 +298,49 @@ test("PNG text chunks (tEXt with UTF-8 and iTXt) are read, other chunks skipped"
   const chunks = await readPngText(png);
   assert.deepEqual(chunks, { workflow: '{"a":"é"}', prompt: '{"b":1}' });
   await assert.rejects(readPngText(new Uint8Array([1, 2, 3])), /not a PNG/);
+});
+
+test("saved file format: links live in inputs by name, modes and layout survive a round trip", async () => {
+  const { fromFile, toFile } = await import("../src/model/fileFormat");
+  const doc = defaultWorkflow(defs);
+  doc.nodes.find((n) => n.id === 8)!.mode = "bypass";
+  doc.nodes.find((n) => n.id === 3)!.controls = { seed: "increment" };
+  doc.groups.push({ title: "Prompts", bounding: [400, 100, 460, 500], color: "#335" });
+  doc.view = { scale: 0.8, offset: [10, 20] };
+  const file = toFile(doc, defs);
+  assert.deepEqual(file.nodes["3"].inputs.model, { node: "4", output: 0 });
+  assert.equal(file.nodes["3"].inputs.steps, 20);
+  assert.equal(file.nodes["8"].mode, "bypassed");
+  assert.deepEqual(file.nodes["3"].ui?.controls, { seed: "increment" });
+  assert.equal(file.nodes["3"].ui?.slots, undefined, "known nodes do not store their sockets");
+  const back = fromFile(JSON.parse(JSON.stringify(file)), defs);
+  assert.equal(stableStringify(toFile(back, defs)), stableStringify(file));
+  assert.deepEqual(back.groups, doc.groups);
+  assert.deepEqual(back.view, doc.view);
+  assert.deepEqual(stripMeta(workflowToPrompt(back, defs).prompt), stripMeta(workflowToPrompt(doc, defs).prompt));
+});
+
+test("saved file format: unknown nodes keep their values and sockets; outputs may be named", async () => {
+  const { fromFile, toFile } = await import("../src/model/fileFormat");
+  const file = {
+    format: "latentgraph.workflow",
+    version: 1,
+    nodes: {
+      "1": { type: "CheckpointLoaderSimple", inputs: { ckpt_name: "a.safetensors" } },
+      "2": { type: "FancyUpscaler", inputs: { model: { node: "1", output: "MODEL" }, factor: 2.5, mode: ["a", "b"] }, ui: { pos: [300, 0] } },
+      "3": { type: "KSampler", inputs: { model: { node: "2", output: 0 }, seed: 7 } },
+    },
+    extra: { note: "kept" },
+  };
+  const doc = fromFile(file, defs);
+  const fancy = doc.nodes.find((n) => n.id === 2)!;
+  assert.deepEqual(fancy.inputs, { factor: 2.5, mode: ["a", "b"] });
+  assert.deepEqual(fancy.slots, { inputs: [{ name: "model", type: "MODEL" }], outputs: [{ name: "output 0", type: "MODEL" }] });
+  assert.deepEqual(doc.links.find((l) => l.to[0] === 2)!.from, [1, 0]);
+  const again = toFile(doc, defs);
+  assert.deepEqual(again.nodes["2"].inputs, { factor: 2.5, mode: ["a", "b"], model: { node: "1", output: 0 } });
+  assert.deepEqual(again.extra, { note: "kept" });
+  assert.equal(stableStringify(toFile(fromFile(JSON.parse(JSON.stringify(again)), defs), defs)), stableStringify(again));
+  assert.throws(() => fromFile({ ...file, version: 2 }, defs), /version 2 is not supported/);
+  assert.throws(() => fromFile({ format: "latentgraph.workflow", version: 1, nodes: { "1": { type: "KSampler", inputs: { model: { node: "9", output: 0 } } } } }, defs), /unknown node "9"/);
 });

@@ -122,8 +122,10 @@ export class ApiClient extends EventTarget {
     return this.fetchJson<ObjectInfo>("/object_info");
   }
 
-  queuePrompt(prompt: ApiPrompt, extra: Record<string, unknown>, front = false): Promise<QueueResult> {
+  /** Queue a prompt; choosing `promptId` here lets run events be matched before the reply. */
+  queuePrompt(prompt: ApiPrompt, extra: Record<string, unknown>, front = false, promptId?: string): Promise<QueueResult> {
     const body: Record<string, unknown> = { client_id: this.clientId, prompt, extra_data: extra };
+    if (promptId) body.prompt_id = promptId;
     if (front) body.front = true;
     return this.postJson<QueueResult>("/prompt", body);
   }

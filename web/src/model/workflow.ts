@@ -4,7 +4,8 @@
  * nodes from missing packs still load as placeholders and round-trip unchanged.
  */
 
-export const WORKFLOW_FORMAT = "latentgraph.workflow";
+/** Marks the editor's in-memory document (session storage); saved files use fileFormat.ts. */
+export const WORKFLOW_FORMAT = "latentgraph.editor-doc";
 export const WORKFLOW_VERSION = 1;
 
 export type NodeMode = "always" | "mute" | "bypass";

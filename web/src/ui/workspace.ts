@@ -43,7 +43,11 @@ export class Workspace extends EventTarget {
   private sessionTimer: ReturnType<typeof setTimeout> | null = null;
   autosaveDelayMs = 800;
 
-  constructor(private readonly api: ApiClient) {
+  constructor(
+    private readonly api: ApiClient,
+    /** Turns a document into the saved file's text (the shared latentgraph.workflow format). */
+    private readonly serialize: (doc: WorkflowDoc) => string,
+  ) {
     super();
   }
 
@@ -120,7 +124,7 @@ export class Workspace extends EventTarget {
   async save(tab: Tab): Promise<void> {
     const doc = tab.doc;
     const key = docKey(doc);
-    await this.api.writeUserFile(tab.path, JSON.stringify(doc, null, 2));
+    await this.api.writeUserFile(tab.path, this.serialize(doc));
     tab.savedKey = key;
     tab.dirty = docKey(tab.doc) !== key;
     this.scheduleSession();
