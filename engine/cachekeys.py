@@ -13,7 +13,7 @@ import math
 import os
 from typing import Any
 
-_ATOMS = (str, int, float, bool, type(None))
+ATOM_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 class Uncacheable(Exception):
@@ -23,7 +23,7 @@ class Uncacheable(Exception):
 def canonical(value: Any) -> Any:
     """A value whose repr() is a stable, content-based fingerprint of `value`."""
     kind = type(value)
-    if kind in _ATOMS:
+    if kind in ATOM_TYPES:
         return value
     if kind is list or kind is tuple:
         return ("L", tuple(canonical(v) for v in value))

@@ -28,7 +28,7 @@ from engine.events import ExecutionListener, FanOutListener, NullListener
 from engine.interrupt import InterruptFlag
 from engine.nodedef import NodeDefinition
 from engine.registry import NodeRegistry
-from engine.runtime import NodeContext, Services, node_context, using_services
+from engine.runtime import NodeContext, Services, enter_node, leave_node, using_services
 from engine.validation import ValidationResult, validate_prompt
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ class _PromptRun:
         self.targets: set[str] = set()
         self.results: dict[str, list[list[Any]]] = {}
         self.local_by_key: dict[bytes, tuple[list[list[Any]], dict[str, Any] | None]] = {}
+        self.cached_entries: dict[str, Any] = {}
         self.pending: dict[str, int] = {}
         self.waiters: dict[str, list[str]] = {}
         self.ready: list[str] = []
@@ -194,7 +195,8 @@ class _PromptRun:
 
     def _report(self, node_id: str, state: str, reason: str) -> None:
         self.outcome.run_report[node_id] = {"state": state, "reason": reason}
-        self._emit("lg.node_report", {"prompt_id": self.prompt_id, "node": node_id, "state": state,
+        if not self.quiet:
+            self._emit("lg.node_report", {"prompt_id": self.prompt_id, "node": node_id, "state": state,
                                       "reason": reason})
 
     # ---- top level ----------------------------------------------------------------------
@@ -213,7 +215,7 @@ class _PromptRun:
                 self.targets = set(validation.good_outputs)
                 self._compute_keys(validation.order)
                 self._mark_forced(validation.order)
-                cached = [n for n in validation.order if n not in self.forced and self._lookup(n) is not None]
+                cached = self._find_cached(validation.order)
                 self._message("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id,
                                                    "timestamp": _timestamp()})
                 for output in validation.good_outputs:
@@ -244,6 +246,7 @@ class _PromptRun:
     # ---- keys and reasons ---------------------------------------------------------------
     def _compute_keys(self, order: list[str]) -> None:
         keys = self.keys
+        atoms = cachekeys.ATOM_TYPES
         for node_id in order:
             node = self.prompt[node_id]
             definition = self.definitions[node["class_type"]]
@@ -253,8 +256,11 @@ class _PromptRun:
                 value = inputs.get(name, _MISSING)
                 if value is _MISSING:
                     continue
-                if type(value) is list:
+                kind = type(value)
+                if kind is list:
                     tokens[name] = (keys[value[0]], value[1])
+                elif kind in atoms:
+                    tokens[name] = value
                 else:
                     try:
                         tokens[name] = cachekeys.canonical(value)
@@ -326,32 +332,37 @@ class _PromptRun:
         for node_id in order:
             if node_id in report:
                 continue
-            if node_id in self.forced or self._lookup(node_id) is None:
+            if self.cached_entries.get(node_id) is None:
                 report[node_id] = {"state": "skipped", "reason": "not needed"}
             else:
                 report[node_id] = {"state": "cached", "reason": "cached"}
 
     # ---- scheduling ---------------------------------------------------------------------
-    def _lookup(self, node_id: str) -> list[list[Any]] | None:
-        if node_id in self.forced:
-            return None
-        key = self.keys[node_id]
-        local = self.local_by_key.get(key)
-        if local is not None:
-            return local[0]
-        entry = self.cache.get(key)
-        return entry.outputs if entry is not None else None
+    def _find_cached(self, order: list[str]) -> list[str]:
+        """Look every needed node up in the cache once (the entries are pinned for this prompt)."""
+        get, keys, forced = self.cache.get, self.keys, self.forced
+        entries = self.cached_entries
+        found = []
+        for node_id in order:
+            if node_id in forced:
+                continue
+            entry = get(keys[node_id])
+            if entry is not None:
+                entries[node_id] = entry
+                found.append(node_id)
+        return found
 
-    def _resolve_cached(self, node_id: str) -> bool:
-        """Serve a node from the cache if possible (pins the value for this prompt)."""
+    def _resolve_cached(self, node_id: str, in_prompt_only: bool = False) -> bool:
+        """Serve a node from this prompt's results or the cache (pins the value for this prompt)."""
         if node_id in self.forced:
             return False
-        key = self.keys[node_id]
-        local = self.local_by_key.get(key)
+        local = self.local_by_key.get(self.keys[node_id])
         if local is not None:
             outputs, ui = local
+        elif in_prompt_only:
+            return False
         else:
-            entry = self.cache.get(key)
+            entry = self.cached_entries.get(node_id)
             if entry is None:
                 return False
             outputs, ui = entry.outputs, entry.ui
@@ -436,7 +447,9 @@ class _PromptRun:
 
     # ---- running one node ---------------------------------------------------------------
     def _hidden_values(self, node_id: str, definition: NodeDefinition) -> dict[str, Any]:
-        values = {}
+        values: dict[str, Any] = {}
+        if not definition.hidden:
+            return values
         for name, kind in definition.hidden.items():
             if kind == "PROMPT":
                 values[name] = self.original_prompt
@@ -466,20 +479,21 @@ class _PromptRun:
                 data[name] = source[value[1]] if source is not None else [None]
             else:
                 data[name] = [value]
-        for name, value in self._hidden_values(node_id, definition).items():
-            data[name] = [value]
+        if definition.hidden:
+            for name, value in self._hidden_values(node_id, definition).items():
+                data[name] = [value]
         return data
 
     def _execute_node(self, node_id: str) -> None:
         definition = self.definitions[self.prompt[node_id]["class_type"]]
-        self.current_node = node_id
         if self.interrupt is not None and self.interrupt.is_set():
             self._interrupted(node_id, definition)
-        if self._resolve_cached(node_id):  # an identical node finished since this one was queued
+        if self._resolve_cached(node_id, True):  # an identical node finished since this one was queued
             self._complete(node_id, self.results[node_id])
             return
-        self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
-        self._progress_state(node_id, "running", 0, 1)
+        if not self.quiet:
+            self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
+            self._progress_state(node_id, "running", 0, 1)
         inputs: dict[str, list[Any]] = {}
         try:
             instance = self.executor._instance(node_id, definition)
@@ -507,12 +521,17 @@ class _PromptRun:
             self.outcome.outputs[node_id] = ui
             self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
                                     "prompt_id": self.prompt_id})
-        self._progress_state(node_id, "finished", 1, 1)
+        if not self.quiet:
+            self._progress_state(node_id, "finished", 1, 1)
         self._complete(node_id, outputs)
 
     @staticmethod
     def _blocked(outputs: list[list[Any]]) -> bool:
-        return any(type(v) is ExecutionBlocker for slot in outputs for v in slot)
+        for slot in outputs:
+            for value in slot:
+                if type(value) is ExecutionBlocker:
+                    return True
+        return False
 
     def _needs_lazy_inputs(self, node_id: str, definition: NodeDefinition, instance: Any,
                            inputs: dict[str, list[Any]]) -> bool:
@@ -543,22 +562,25 @@ class _PromptRun:
              inputs: dict[str, list[Any]], lazy: bool = False) -> list[Any]:
         """Call `function` once per list index (or once with whole lists for INPUT_IS_LIST)."""
         method = getattr(instance, function)
-        context = NodeContext(self.prompt_id, node_id, self.executor.services, self.interrupt,
-                              self._progress_callback(node_id))
-        results: list[Any] = []
-        with node_context(context):
+        interrupt = self.interrupt
+        token = enter_node(NodeContext(self.prompt_id, node_id, self.executor.services, interrupt,
+                                       None if self.quiet else self._progress_callback(node_id)))
+        try:
             if definition.input_is_list:
                 blocker = None if lazy else next(
                     (v for values in inputs.values() for v in values if type(v) is ExecutionBlocker), None)
-                results.append(self._blocker(node_id, definition, blocker) if blocker is not None
-                               else method(**inputs))
-                return results
-            lengths = [len(v) for v in inputs.values()]
-            count = max(lengths) if lengths else 1
-            if lengths and min(lengths) == 0:
-                count = 0
+                return [self._blocker(node_id, definition, blocker) if blocker is not None else method(**inputs)]
+            count = 1
+            for values in inputs.values():
+                length = len(values)
+                if length != 1:
+                    if length == 0:
+                        return []  # an empty list input: the node is called zero times
+                    if length > count:
+                        count = length
+            results: list[Any] = []
             for index in range(count):
-                if self.interrupt is not None and self.interrupt.is_set():
+                if interrupt is not None and interrupt.is_set():
                     raise InterruptedByUser("interrupted")
                 if count == 1:
                     args = {name: values[0] for name, values in inputs.items()}
@@ -573,7 +595,9 @@ class _PromptRun:
                             break
                 results.append(self._blocker(node_id, definition, blocker) if blocker is not None
                                else method(**args))
-        return results
+            return results
+        finally:
+            leave_node(token)
 
     def _blocker(self, node_id: str, definition: NodeDefinition, blocker: ExecutionBlocker) -> ExecutionBlocker:
         if blocker.message is not None:
@@ -660,10 +684,7 @@ class _PromptRun:
                         ui[k] = list(v) if isinstance(v, list) else v
         return outputs, ui
 
-    def _progress_callback(self, node_id: str) -> Callable[[int, int, Any], None] | None:
-        if self.quiet:
-            return None
-
+    def _progress_callback(self, node_id: str) -> Callable[[int, int, Any], None]:
         def on_progress(value: int, total: int, preview: tuple[str, bytes] | None) -> None:
             self._emit("progress", {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id})
             self._progress_state(node_id, "running", value, total)

@@ -27,15 +27,22 @@ class Services:
     settings: dict[str, Any] = field(default_factory=dict)  # preview_method, disable_metadata, ...
 
 
-@dataclass
 class NodeContext:
     """Identity and reporting hooks of the node currently being called."""
 
-    prompt_id: str
-    node_id: str
-    services: Services
-    interrupt: "InterruptFlag | None" = None
-    on_progress: Callable[[int, int, "tuple[str, bytes] | None"], None] | None = None
+    __slots__ = ("prompt_id", "node_id", "services", "interrupt", "on_progress")
+
+    def __init__(self, prompt_id: str, node_id: str, services: Services,
+                 interrupt: "InterruptFlag | None" = None,
+                 on_progress: Callable[[int, int, "tuple[str, bytes] | None"], None] | None = None) -> None:
+        self.prompt_id = prompt_id
+        self.node_id = node_id
+        self.services = services
+        self.interrupt = interrupt
+        self.on_progress = on_progress
+
+    def __repr__(self) -> str:
+        return f"NodeContext(prompt_id={self.prompt_id!r}, node_id={self.node_id!r})"
 
 
 _node: ContextVar[NodeContext | None] = ContextVar("latentgraph_node_context", default=None)
@@ -90,6 +97,15 @@ def node_context(context: NodeContext) -> Iterator[NodeContext]:
         yield context
     finally:
         _node.reset(token)
+
+
+def enter_node(context: NodeContext) -> Any:
+    """Executor fast path of node_context(): returns the token for leave_node()."""
+    return _node.set(context)
+
+
+def leave_node(token: Any) -> None:
+    _node.reset(token)
 
 
 def current_node() -> NodeContext | None:

@@ -5,18 +5,34 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-_SMALL = (int, float, bool, type(None), complex)
+_ATOM_TYPES = frozenset({int, float, bool, type(None), complex})
+_ATOM_BYTES = 32
 
 
 def value_nbytes(value: Any, _seen: set[int] | None = None) -> int:
-    """Approximate RAM held by `value`; a tensor storage shared by several values counts once."""
-    if isinstance(value, _SMALL):
-        return 32
-    if isinstance(value, (str, bytes, bytearray)):
+    """Approximate RAM held by `value`; a tensor storage shared by several values counts once.
+
+    Objects may define `cache_size_bytes()` (models do). Plain numbers cost a flat 32 bytes;
+    this is called for every cached node output, so the common cases stay cheap.
+    """
+    kind = type(value)
+    if kind in _ATOM_TYPES:
+        return _ATOM_BYTES
+    if kind is list or kind is tuple:
+        total = 56 + 8 * len(value)
+        for item in value:
+            if type(item) in _ATOM_TYPES:
+                total += _ATOM_BYTES
+            else:
+                if _seen is None:
+                    _seen = set()
+                total += value_nbytes(item, _seen)
+        return total
+    if kind is str or kind is bytes or kind is bytearray:
         return sys.getsizeof(value)
     seen = _seen if _seen is not None else set()
     sizer = getattr(value, "cache_size_bytes", None)
-    if callable(sizer) and not isinstance(value, type):
+    if sizer is not None and callable(sizer) and not isinstance(value, type):
         if id(value) in seen:
             return 0
         seen.add(id(value))

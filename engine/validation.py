@@ -148,32 +148,39 @@ class _Checker:
 
     def _check_link(self, node_id: str, name: str, spec: InputSpec, value: list, errors: list,
                     skip_type_check: bool) -> tuple[str, str] | None:
-        config = _input_config(spec)
-        source_id, slot = (value + [None, None])[:2] if len(value) == 2 else (None, None)
-        well_formed = (len(value) == 2 and isinstance(source_id, (str, int)) and not isinstance(source_id, bool)
-                       and isinstance(slot, (int, float)) and not isinstance(slot, bool)
-                       and float(slot).is_integer())
-        if not well_formed:
-            errors.append(_error("bad_linked_input",
-                                 "Bad linked input, must be a length-2 list of [node_id, slot_index]", name,
-                                 {"input_name": name, "input_config": config, "received_value": value}))
-            return None
-        source_id, slot = str(source_id), int(slot)
+        if len(value) == 2 and type(value[0]) is str and type(value[1]) is int:
+            source_id, slot = value  # the usual, already normalised form
+        else:
+            source_id, slot = value if len(value) == 2 else (None, None)
+            well_formed = (isinstance(source_id, (str, int)) and not isinstance(source_id, bool)
+                           and isinstance(slot, (int, float)) and not isinstance(slot, bool)
+                           and float(slot).is_integer())
+            if not well_formed:
+                errors.append(_error("bad_linked_input",
+                                     "Bad linked input, must be a length-2 list of [node_id, slot_index]", name,
+                                     {"input_name": name, "input_config": _input_config(spec),
+                                      "received_value": value}))
+                return None
+            source_id, slot = str(source_id), int(slot)
+        config = None
         source = self.prompt.get(source_id)
         if source is None:
+            config = _input_config(spec)
             errors.append(_error("bad_linked_input", "Linked node does not exist",
                                  f"{name}: node {source_id!r} is not in the prompt",
                                  {"input_name": name, "input_config": config, "received_value": value}))
             return None
         source_def = self.definitions[source["class_type"]]
         if not 0 <= slot < len(source_def.outputs):
+            config = _input_config(spec)
             errors.append(_error("bad_linked_input", "Linked output slot out of range",
                                  f"{name}: node {source_id} ({source_def.name}) has "
                                  f"{len(source_def.outputs)} outputs, slot {slot} requested",
                                  {"input_name": name, "input_config": config, "received_value": value}))
             return None
         received = source_def.outputs[slot].type
-        if not skip_type_check and not types_compatible(received, spec.type):
+        if not skip_type_check and received != spec.type and not types_compatible(received, spec.type):
+            config = _input_config(spec)
             errors.append(_error("return_type_mismatch", "Return type mismatch between linked nodes",
                                  f"{name}, received_type({received}) mismatch input_type({spec.type})",
                                  {"input_name": name, "input_config": config, "received_type": received,
