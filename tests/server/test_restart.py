@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from server.app import DATABASE_NAME
+from server.store import JobStore
 from tests.server.harness import REPO, chain_prompt, http_request, python
 
 PACK = "from tests.server.nodepack import NODE_CLASS_MAPPINGS  # noqa: F401\nWEB_DIRECTORY = 'web'\n"
@@ -101,8 +103,12 @@ def test_restart_keeps_queue_and_history_and_never_reruns_the_crashed_job(base: 
     finally:
         first.stop(signal.SIGKILL)
 
-    second = ServerProcess(base)
+    # restart listening on an address other than 127.0.0.1: the printed token is then required
+    second = ServerProcess(base, "--listen", "127.0.0.2")
     try:
+        assert second.host == "127.0.0.2" and second.token and len(second.token) >= 24
+        refused = http_request(second.port, "GET", "/queue", host=second.host)
+        assert refused.status == 401 and refused.json()["error"]["type"] == "unauthorized"
         assert second.history(done)["status"]["status_str"] == "success"
         crashed = second.history(running)
         assert crashed["lg"]["state"] == "failed"
@@ -125,13 +131,9 @@ def test_restart_keeps_queue_and_history_and_never_reruns_the_crashed_job(base: 
         second.wait(lambda: second.get("/queue").json()["queue_running"])
     finally:
         assert second.stop(signal.SIGTERM) == 0
-    # --listen on an address other than 127.0.0.1 requires the token printed at start
-    third = ServerProcess(base, "--listen", "127.0.0.2")
+    store = JobStore(base / "user" / DATABASE_NAME)
     try:
-        assert third.host == "127.0.0.2" and third.token and len(third.token) >= 24
-        refused = http_request(third.port, "GET", "/queue", host=third.host)
-        assert refused.status == 401 and refused.json()["error"]["type"] == "unauthorized"
-        assert third.history(stopped)["lg"]["state"] == "interrupted"
-        assert third.history(running)["lg"]["state"] == "failed"
+        assert store.get(stopped).state == "interrupted"
+        assert store.get(running).state == "failed"
     finally:
-        third.stop()
+        store.close()
