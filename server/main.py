@@ -29,7 +29,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--listen", nargs="?", const="0.0.0.0", default="127.0.0.1",
                        metavar="ADDR[,ADDR]",
                        help="addresses to listen on (default 127.0.0.1; bare --listen means "
-                            "0.0.0.0). Anything but loopback requires an access token.")
+                            "0.0.0.0). Any address but 127.0.0.1/::1 requires an access token.")
     group.add_argument("--port", type=int, default=8188, help="TCP port (default 8188)")
     group.add_argument("--auth-token", metavar="TOKEN",
                        help="access token clients must send (Authorization: Bearer TOKEN or the "
@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     config = config_from_args(args)
     settings = Settings.from_args(args)
     runtime = create_runtime(settings)

@@ -298,3 +298,16 @@ def test_large_bodies_are_read_whole(server: ServerThread, base_dir) -> None:
     response = server.post("/prompt", body)
     assert response.status == 200, response.body[:200]
     server.wait_history(response.json()["prompt_id"])
+
+
+def test_event_loop_stays_responsive_while_a_prompt_runs(server: ServerThread) -> None:
+    prompt_id = server.queue_prompt(chain_prompt(51, seconds=30))
+    _wait_running(server, prompt_id)
+    slowest = 0.0
+    for _ in range(20):
+        started = time.perf_counter()
+        assert server.get("/queue").status == 200
+        slowest = max(slowest, time.perf_counter() - started)
+    assert slowest < 1.0
+    server.post("/interrupt", {"prompt_id": prompt_id})
+    server.wait_history(prompt_id)
