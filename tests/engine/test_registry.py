@@ -210,3 +210,22 @@ def test_builtin_nodes_register_without_problems(tmp_path):
     runtime = make_runtime(tmp_path)
     assert runtime.registry.problems == [] or all(
         not p.source.startswith("nodes.") for p in runtime.registry.problems), runtime.registry.problems
+
+
+def test_the_example_pack_loads_and_runs(tmp_path):
+    from pathlib import Path
+
+    from tests.support.engine_fixtures import run
+
+    source = Path(__file__).resolve().parents[2] / "custom_nodes" / "example_node.py.example"
+    (tmp_path / "custom_nodes").mkdir()
+    (tmp_path / "custom_nodes" / "example_node.py").write_text(source.read_text())
+    runtime = make_runtime(tmp_path)
+    assert runtime.registry.get("ExampleBrightness").display_name == "Brightness (example)"
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 2, "height": 2, "batch_size": 2, "color": 0x808080}},
+              "2": {"class_type": "ExampleBrightness", "inputs": {"image": ["1", 0], "amount": 2.0}},
+              "3": {"class_type": "TestOutput", "inputs": {"value": ["2", 0]}}}
+    outcome, events = run(runtime, prompt)
+    assert outcome.ok
+    assert outcome.outputs["3"]["values"][0][0][0][0] == [1.0, 1.0, 1.0]
+    assert [e["value"] for e in events.named("progress")] == [1, 2]
