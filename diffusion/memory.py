@@ -74,8 +74,13 @@ class ModelManager:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ModelManager:
-        """Build from the app settings (attributes ``cpu``, ``vram_budget`` in GB, ``lowvram``, ``bf16``)."""
+        """Build from the app settings (attributes ``cpu``, ``vram_budget`` in GB, ``lowvram``, ``bf16``).
+
+        ``app.settings.Settings`` spells the budget ``vram_budget_gb``; both names are read.
+        """
         budget_gb = getattr(settings, "vram_budget", None)
+        if budget_gb is None:
+            budget_gb = getattr(settings, "vram_budget_gb", None)
         return cls(
             device=devices.default_device(force_cpu=bool(getattr(settings, "cpu", False))),
             vram_budget_bytes=None if budget_gb in (None, 0) else int(float(budget_gb) * GIB),
@@ -107,7 +112,9 @@ class ModelManager:
         with self._lock:
             key = id(module)
             if key not in self._entries:
-                on_device = _module_device(module) == self.device
+                # With one shared device, "resident" only means "counted against the budget": a
+                # network starts uncounted and is counted from its first use.
+                on_device = self.device != self.offload_device and _module_device(module) == self.device
                 self._entries[key] = _Entry(
                     ref=weakref.ref(module, lambda _ref, key=key: self._forget(key)),
                     name=name or type(module).__name__,

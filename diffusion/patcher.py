@@ -96,7 +96,7 @@ class ModelHandle:
         self.name = name
         self.patches = patches
         self.model_options: dict[str, Any] = {}
-        manager.register(unet, name or f"{family} unet")
+        manager.register(unet, f"{name or family} (unet)")
 
     # identity and copies ------------------------------------------------------------------------
     @property

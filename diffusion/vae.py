@@ -98,7 +98,7 @@ class VAEHandle:
         self.manager = manager
         self.latent_format = latent_format
         self.name = name
-        manager.register(model, name or "vae")
+        manager.register(model, f"{name} (vae)" if name else "vae")
 
     @property
     def downscale(self) -> int:

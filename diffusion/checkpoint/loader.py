@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from diffusion.checkpoint.arch import UNET_PREFIX, VAE_PREFIX
+from diffusion.checkpoint.arch import TEXT_PREFIXES, UNET_PREFIX, VAE_PREFIX, Family
 from diffusion.checkpoint.detect import CheckpointInfo, detect, infer_vae_config, sub_state_dict
 from diffusion.checkpoint.errors import CheckpointError
 from diffusion.checkpoint.files import parse_arch_metadata, read_state_dict
@@ -88,14 +88,19 @@ def build_meta_vae(config: VAEConfig | None = None) -> AutoencoderKL:
         return AutoencoderKL(config)
 
 
-def _load_clip(state_dict: dict[str, torch.Tensor], family: str, arch: dict[str, Any]) -> Any | None:
-    """The text helper's loader, when it is installed (diffusion.text.loader.load_clip)."""
+def _load_clip(
+    state_dict: dict[str, torch.Tensor], family: Family, arch: dict[str, Any], manager: ModelManager
+) -> Any | None:
+    """The family's text encoders via diffusion.text; None when the file carries none (as ComfyUI)."""
+    if not any(key.startswith(TEXT_PREFIXES[family]) for key in state_dict):
+        log.warning("checkpoint has no text encoder; CLIP output is None")
+        return None
     try:
         text_loader = importlib.import_module("diffusion.text.loader")
     except ImportError:
         log.warning("diffusion.text is not available; checkpoint loaded without CLIP")
         return None
-    return text_loader.load_clip(state_dict, family, arch)
+    return text_loader.load_clip(state_dict, family, arch, manager=manager)
 
 
 def load_checkpoint(
@@ -137,7 +142,7 @@ def load_checkpoint(
     vae = None
     if vae_sd:
         vae = VAEHandle(build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, latent_format, path.name)
-    clip = _load_clip(state_dict, info.family, arch) if load_clip else None
+    clip = _load_clip(state_dict, info.family, arch, manager) if load_clip else None
     return LoadedCheckpoint(model, clip, vae, info)
 
 

@@ -51,8 +51,9 @@ def diffusers_unet(state_dict: dict[str, torch.Tensor], cfg: UNetConfig):
 
     config = diffusers_unet_config(cfg)
     converted = convert_ldm_unet_checkpoint(dict(state_dict), config)
-    model = UNet2DConditionModel(**config)
-    model.load_state_dict(converted, strict=True)
+    with torch.device("meta"):  # skip random init: every weight comes from the file
+        model = UNet2DConditionModel(**config)
+    model.load_state_dict(converted, strict=True, assign=True)
     return model.eval().float()
 
 
@@ -71,6 +72,7 @@ def diffusers_vae(state_dict: dict[str, torch.Tensor], cfg: VAEConfig, scaling_f
         "scaling_factor": scaling_factor,
     }
     converted = convert_ldm_vae_checkpoint(dict(state_dict), config)
-    model = AutoencoderKL(**config)
-    model.load_state_dict(converted, strict=True)
+    with torch.device("meta"):
+        model = AutoencoderKL(**config)
+    model.load_state_dict(converted, strict=True, assign=True)
     return model.eval().float()

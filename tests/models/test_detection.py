@@ -27,7 +27,8 @@ EXPECTED = {
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
 def test_every_tiny_variant_is_detected(variant, tiny_checkpoint, cpu_manager):
     family, inpaint, prediction, latent_format = EXPECTED[variant]
-    loaded = load_checkpoint(tiny_checkpoint(variant), cpu_manager, load_clip=False)
+    loaded = load_checkpoint(tiny_checkpoint(variant), cpu_manager)
+    assert loaded.clip is not None, "the text encoders in the file are handed to diffusion.text"
     assert loaded.info.family == family
     assert loaded.info.inpaint is inpaint
     assert loaded.info.prediction == prediction
@@ -49,15 +50,15 @@ def test_v_pred_marker_without_metadata_means_v_prediction(tmp_path, cpu_manager
 
 def test_prediction_override_wins(tiny_checkpoint, cpu_manager):
     loaded = load_checkpoint(
-        tiny_checkpoint("sd2-v"), cpu_manager, load_clip=False, load_vae=False, overrides={"prediction": "eps"}
+        tiny_checkpoint("sd2-v", text=False), cpu_manager, load_clip=False, load_vae=False, overrides={"prediction": "eps"}
     )
     assert loaded.model.sampling_config.prediction == "eps"
     with pytest.raises(CheckpointError, match="prediction"):
-        load_checkpoint(tiny_checkpoint("sd1"), cpu_manager, load_clip=False, overrides={"prediction": "x0"})
+        load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager, load_clip=False, overrides={"prediction": "x0"})
 
 
 def test_sd2_heuristic_reads_the_norm_bias_spread(tiny_checkpoint):
-    state, _ = read_state_dict(tiny_checkpoint("sd2"))
+    state, _ = read_state_dict(tiny_checkpoint("sd2", text=False))
     unet = {k.removeprefix("model.diffusion_model."): v for k, v in state.items() if k.startswith("model.")}
     unet[SD2_V_HEURISTIC_KEY] = torch.full_like(unet[SD2_V_HEURISTIC_KEY], 0.0)
     assert detect_prediction("sd2", unet, state, {}, inpaint=False) == ("eps", "sd2 norm1.bias heuristic")
@@ -68,7 +69,7 @@ def test_sd2_heuristic_reads_the_norm_bias_spread(tiny_checkpoint):
 
 
 def test_heads_come_from_metadata_not_family_default(tiny_checkpoint, cpu_manager):
-    loaded = load_checkpoint(tiny_checkpoint("sdxl"), cpu_manager, load_clip=False, load_vae=False)
+    loaded = load_checkpoint(tiny_checkpoint("sdxl", text=False), cpu_manager, load_clip=False, load_vae=False)
     assert loaded.info.unet.num_head_channels == 8
     assert loaded.info.unet.context_dim == 96
     assert loaded.info.unet.adm_in_channels == 64 + 6 * 256

@@ -19,7 +19,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_unet_output_matches_diffusers(variant, tiny_checkpoint, cpu_manager):
-    path = tiny_checkpoint(variant)
+    path = tiny_checkpoint(variant, text=False)
     loaded = load_checkpoint(path, cpu_manager, load_clip=False, load_vae=False)
     model, cfg = loaded.model, loaded.info.unet
     state_dict, _ = read_state_dict(path)
@@ -62,7 +62,7 @@ def test_unet_output_matches_diffusers(variant, tiny_checkpoint, cpu_manager):
 
 
 def test_unet_handles_odd_latent_sizes_like_diffusers(tiny_checkpoint, cpu_manager):
-    path = tiny_checkpoint("sd1")
+    path = tiny_checkpoint("sd1", text=False)
     loaded = load_checkpoint(path, cpu_manager, load_clip=False, load_vae=False)
     state_dict, _ = read_state_dict(path)
     reference = diffusers_unet(state_dict, loaded.info.unet)
@@ -77,7 +77,7 @@ def test_unet_handles_odd_latent_sizes_like_diffusers(tiny_checkpoint, cpu_manag
 
 @pytest.mark.parametrize("variant", ["sd1", "sdxl"])
 def test_vae_encode_and_decode_match_diffusers(variant, tiny_checkpoint, cpu_manager):
-    path = tiny_checkpoint(variant)
+    path = tiny_checkpoint(variant, text=False)
     loaded = load_checkpoint(path, cpu_manager, load_clip=False)
     vae = loaded.vae
     state_dict, _ = read_state_dict(path)

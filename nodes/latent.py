@@ -1,0 +1,310 @@
+"""Latent nodes: empty latents, VAE encode/decode (plain and tiled), resizing, batches, .latent files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import torch
+
+from diffusion import latent_ops
+from diffusion.latent_formats import LATENT_FORMATS, SD15
+from engine import runtime
+from engine.paths import contained_path
+
+MAX_RESOLUTION = 16384
+
+
+def _format_name(latent_format) -> str:
+    return getattr(latent_format, "name", SD15.name)
+
+
+class EmptyLatentImage:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "width": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8}),
+                "height": ("INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8}),
+                "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096}),
+            }
+        }
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "generate"
+    CATEGORY = "latent"
+    DESCRIPTION = "A batch of empty (zero) latents to start text-to-image sampling from."
+
+    def generate(self, width, height, batch_size=1, model=None):
+        latent_format = getattr(model, "latent_format", SD15)
+        down = latent_format.downscale
+        samples = torch.zeros(batch_size, latent_format.channels, height // down, width // down)
+        return ({"samples": samples, "latent_format": _format_name(latent_format)},)
+
+
+class EmptyLatent(EmptyLatentImage):
+    """EmptyLatentImage plus an optional MODEL whose latent format sets channels and scale."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        types = super().INPUT_TYPES()
+        types["optional"] = {"model": ("MODEL",)}
+        return types
+
+
+class VAEDecode:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples": ("LATENT",), "vae": ("VAE",)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "decode"
+    CATEGORY = "latent"
+    DESCRIPTION = "Decodes latents into images (tiles automatically when memory is short)."
+
+    def decode(self, vae, samples):
+        return (vae.decode(samples["samples"]),)
+
+
+class VAEEncode:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"pixels": ("IMAGE",), "vae": ("VAE",)}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "encode"
+    CATEGORY = "latent"
+    DESCRIPTION = "Encodes images into latents (tiles automatically when memory is short)."
+
+    def encode(self, vae, pixels):
+        return ({"samples": vae.encode(pixels[..., :3]), "latent_format": _format_name(vae.latent_format)},)
+
+
+def _tiled_inputs(tile_step: int) -> dict:
+    return {
+        "tile_size": ("INT", {"default": 512, "min": 64, "max": 4096, "step": tile_step}),
+        "overlap": ("INT", {"default": 64, "min": 0, "max": 4096, "step": 32}),
+        # Video VAEs only; accepted so ComfyUI workflows load unchanged.
+        "temporal_size": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 4}),
+        "temporal_overlap": ("INT", {"default": 8, "min": 4, "max": 4096, "step": 4}),
+    }
+
+
+class VAEDecodeTiled:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples": ("LATENT",), "vae": ("VAE",), **_tiled_inputs(32)}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "decode"
+    CATEGORY = "_for_testing"
+
+    def decode(self, vae, samples, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8):
+        return (vae.decode_tiled(samples["samples"], tile_size, min(overlap, tile_size // 4)),)
+
+
+class VAEEncodeTiled:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"pixels": ("IMAGE",), "vae": ("VAE",), **_tiled_inputs(64)}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "encode"
+    CATEGORY = "_for_testing"
+
+    def encode(self, vae, pixels, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8):
+        samples = vae.encode_tiled(pixels[..., :3], tile_size, min(overlap, tile_size // 4))
+        return ({"samples": samples, "latent_format": _format_name(vae.latent_format)},)
+
+
+class LatentUpscale:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "samples": ("LATENT",),
+                "upscale_method": (list(latent_ops.UPSCALE_METHODS),),
+                "width": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 8}),
+                "height": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 8}),
+                "crop": (list(latent_ops.CROP_METHODS),),
+            }
+        }
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "upscale"
+    CATEGORY = "latent"
+
+    def upscale(self, samples, upscale_method, width, height, crop):
+        return (latent_ops.upscale(samples, upscale_method, width, height, crop),)
+
+
+class LatentUpscaleBy:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "samples": ("LATENT",),
+                "upscale_method": (list(latent_ops.UPSCALE_METHODS),),
+                "scale_by": ("FLOAT", {"default": 1.5, "min": 0.01, "max": 8.0, "step": 0.01}),
+            }
+        }
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "upscale"
+    CATEGORY = "latent"
+
+    def upscale(self, samples, upscale_method, scale_by):
+        return (latent_ops.upscale_by(samples, upscale_method, scale_by),)
+
+
+class LatentFromBatch:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "samples": ("LATENT",),
+                "batch_index": ("INT", {"default": 0, "min": 0, "max": 63}),
+                "length": ("INT", {"default": 1, "min": 1, "max": 64}),
+            }
+        }
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "frombatch"
+    CATEGORY = "latent/batch"
+
+    def frombatch(self, samples, batch_index, length):
+        return (latent_ops.from_batch(samples, batch_index, length),)
+
+
+class RepeatLatentBatch:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples": ("LATENT",), "amount": ("INT", {"default": 1, "min": 1, "max": 64})}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "repeat"
+    CATEGORY = "latent/batch"
+
+    def repeat(self, samples, amount):
+        return (latent_ops.repeat_batch(samples, amount),)
+
+
+_COUNTER = re.compile(r"_(\d{5})_\.latent$")
+
+
+def _next_latent_path(output_dir, filename_prefix: str):
+    """``<subfolder>/<name>_<counter:05>_.latent`` inside the output folder (contained)."""
+    prefix = filename_prefix.strip().replace("\\", "/") or "ComfyUI"
+    subfolder, _, name = prefix.rpartition("/")
+    if not name:
+        raise ValueError(f"filename_prefix {filename_prefix!r} has no file name")
+    folder = contained_path(output_dir, subfolder) if subfolder else contained_path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    counters = [
+        int(match.group(1))
+        for entry in folder.iterdir()
+        if entry.name.startswith(name + "_") and (match := _COUNTER.search(entry.name))
+    ]
+    filename = f"{name}_{max(counters, default=0) + 1:05}_.latent"
+    return contained_path(folder, filename), subfolder, filename
+
+
+class SaveLatent:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {"samples": ("LATENT",), "filename_prefix": ("STRING", {"default": "latents/ComfyUI"})},
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = "_for_testing"
+
+    def save(self, samples, filename_prefix="latents/ComfyUI", prompt=None, extra_pnginfo=None):
+        services = runtime.services()
+        path, subfolder, filename = _next_latent_path(services.paths.output_directory, filename_prefix)
+        metadata: dict[str, str] = {}
+        if not services.settings.get("disable_metadata"):
+            if prompt is not None:
+                metadata["prompt"] = json.dumps(prompt)
+            for key, value in (extra_pnginfo or {}).items():
+                metadata[key] = json.dumps(value)
+        latent_format = LATENT_FORMATS.get(samples.get("latent_format", SD15.name), SD15)
+        latent_ops.save_latent_file(path, samples["samples"], latent_format.scale_factor, latent_format.name, metadata)
+        return {"ui": {"latents": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}}
+
+
+def _input_latents() -> list[str]:
+    try:
+        root = runtime.services().paths.input_directory
+    except LookupError:
+        return []
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_file() and p.name.endswith(".latent"))
+
+
+class LoadLatent:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent": (_input_latents(),)}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "load"
+    CATEGORY = "_for_testing"
+
+    @staticmethod
+    def _path(latent: str):
+        return contained_path(runtime.services().paths.input_directory, latent)
+
+    def load(self, latent):
+        scales = {name: fmt.scale_factor for name, fmt in LATENT_FORMATS.items()}
+        samples, format_name = latent_ops.load_latent_file(self._path(latent), SD15.scale_factor, scales)
+        return ({"samples": samples, "latent_format": format_name or SD15.name},)
+
+    @classmethod
+    def IS_CHANGED(cls, latent):
+        return hashlib.sha256(cls._path(latent).read_bytes()).hexdigest()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, latent):
+        try:
+            if not cls._path(latent).is_file():
+                return f"Invalid latent file: {latent}"
+        except ValueError as exc:
+            return f"Invalid latent file: {exc}"
+        return True
+
+
+NODE_CLASS_MAPPINGS = {
+    "EmptyLatent": EmptyLatent,
+    "EmptyLatentImage": EmptyLatentImage,
+    "VAEDecode": VAEDecode,
+    "VAEEncode": VAEEncode,
+    "VAEDecodeTiled": VAEDecodeTiled,
+    "VAEEncodeTiled": VAEEncodeTiled,
+    "LatentUpscale": LatentUpscale,
+    "LatentUpscaleBy": LatentUpscaleBy,
+    "LatentFromBatch": LatentFromBatch,
+    "RepeatLatentBatch": RepeatLatentBatch,
+    "SaveLatent": SaveLatent,
+    "LoadLatent": LoadLatent,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "EmptyLatent": "Empty Latent",
+    "EmptyLatentImage": "Empty Latent Image",
+    "VAEDecode": "VAE Decode",
+    "VAEEncode": "VAE Encode",
+    "VAEDecodeTiled": "VAE Decode (Tiled)",
+    "VAEEncodeTiled": "VAE Encode (Tiled)",
+    "LatentUpscale": "Upscale Latent",
+    "LatentUpscaleBy": "Upscale Latent By",
+    "LatentFromBatch": "Latent From Batch",
+    "RepeatLatentBatch": "Repeat Latent Batch",
+    "SaveLatent": "SaveLatent",
+    "LoadLatent": "LoadLatent",
+}
