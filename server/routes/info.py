@@ -133,6 +133,48 @@ async def extensions(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(_extension_scripts, _ctx(request)))
 
 
+MAX_SAFETENSORS_HEADER = 1024 * 1024
+
+
+def read_safetensors_metadata(path: Path) -> dict[str, Any] | None:
+    """The `__metadata__` of a safetensors file, reading at most 1 MB of header."""
+    import json
+    import struct
+
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) != 8:
+            return None
+        (length,) = struct.unpack("<Q", prefix)
+        if length > MAX_SAFETENSORS_HEADER:
+            return None
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError:
+            return None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else None
+
+
+async def view_metadata(request: web.Request) -> web.Response:
+    from engine.errors import PathEscapeError
+
+    filename = request.query.get("filename", "")
+    not_found = web.json_response({"error": {"type": "not_found",
+                                             "message": "No safetensors metadata found."}},
+                                  status=404)
+    if not filename.endswith(".safetensors"):
+        return not_found
+    try:
+        path = _ctx(request).paths.get_full_path(request.match_info["folder"], filename)
+    except (KeyError, PathEscapeError):
+        return not_found
+    if path is None:
+        return not_found
+    metadata = await asyncio.to_thread(read_safetensors_metadata, path)
+    return web.json_response(metadata) if metadata is not None else not_found
+
+
 async def users(request: web.Request) -> web.Response:
     """Single-user mode, as ComfyUI answers without --multi-user."""
     return web.json_response({"storage": "server", "migrated": True})
@@ -143,4 +185,5 @@ ROUTES = [
     ("GET", "/embeddings", embeddings), ("GET", "/models", model_folders),
     ("GET", "/models/{folder}", model_files), ("GET", "/system_stats", system_stats),
     ("GET", "/features", features), ("GET", "/extensions", extensions), ("GET", "/users", users),
+    ("GET", "/view_metadata/{folder}", view_metadata),
 ]

@@ -311,3 +311,16 @@ def test_event_loop_stays_responsive_while_a_prompt_runs(server: ServerThread) -
     assert slowest < 1.0
     server.post("/interrupt", {"prompt_id": prompt_id})
     server.wait_history(prompt_id)
+
+
+def test_view_metadata_reads_safetensors_header_only(server: ServerThread, base_dir) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    target = base_dir / "models" / "loras" / "style.safetensors"
+    save_file({"w": torch.zeros(2)}, str(target), metadata={"ss_network_dim": "4"})
+    found = server.get("/view_metadata/loras?filename=style.safetensors")
+    assert found.status == 200 and found.json() == {"ss_network_dim": "4"}
+    for query in ("loras?filename=missing.safetensors", "loras?filename=../../x.safetensors",
+                  "nofolder?filename=style.safetensors", "loras?filename=style.ckpt"):
+        assert server.get(f"/view_metadata/{query}").status == 404, query
