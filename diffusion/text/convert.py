@@ -89,6 +89,9 @@ def open_clip_to_canonical(state_dict: Mapping[str, torch.Tensor], prefix: str) 
         if local == "text_projection":
             result["text_projection.weight"] = state_dict[full].t().contiguous()
             continue
+        if local == "text_projection.weight":  # some converters store it already as a Linear weight [P, W]
+            result["text_projection.weight"] = state_dict[full]
+            continue
         match = _OPEN_CLIP_BLOCK.match(local)
         if match is None:
             ignored.append(full)

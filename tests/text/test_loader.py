@@ -160,3 +160,14 @@ def test_conditioning_is_an_ordinary_tensor():
     cond = clip.encode("a cat")
     assert not cond.is_inference() and not cond.requires_grad
     cond.mul_(2)  # consumers may modify their own copies in place
+
+
+def test_projection_stored_as_linear_weight_is_accepted():
+    state = tiny_text_encoder_state_dict("sdxl-refiner", 0)
+    key = "conditioner.embedders.0.model.text_projection"
+    linear = dict(state)
+    linear[key + ".weight"] = linear.pop(key).t().contiguous()
+    over = tiny_text_arch_overrides("sdxl-refiner")
+    a, b = load_clip(state, "sdxl-refiner", over), load_clip(linear, "sdxl-refiner", over)
+    tokens = a.tokenize("a cat")
+    assert torch.equal(a.encode_from_tokens(tokens, return_pooled=True)[1], b.encode_from_tokens(tokens, return_pooled=True)[1])
