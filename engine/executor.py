@@ -506,7 +506,9 @@ class _PromptRun:
             self._interrupted(node_id, definition)
         except _Stop:
             raise
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # even SystemExit from a node must not end the process
             self._fail(node_id, exc, inputs)
         key = self.keys[node_id]
         self.local_by_key[key] = (outputs, ui)

@@ -295,3 +295,33 @@ def test_a_5000_node_chain_runs_without_recursion_limits(runtime):
     prompt["out"] = node("TestOutput", value=["4999", 0])
     outcome, _ = run(runtime, prompt)
     assert outcome.ok and outcome.outputs["out"] == {"values": [4999]}
+
+
+def test_a_node_calling_sys_exit_only_fails_its_prompt(runtime):
+    class Exits:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}}
+
+        def run(self):
+            raise SystemExit(1)
+
+    runtime.registry.register("Exits", Exits)
+    outcome, _ = run(runtime, {"1": node("Exits"), "2": node("TestOutput", value=["1", 0])})
+    assert outcome.status == "error" and outcome.error["exception_type"] == "SystemExit"
+
+
+def test_a_failing_listener_does_not_break_the_prompt(runtime):
+    class Broken:
+        def on_event(self, event, data):
+            raise ConnectionResetError("client went away")
+
+        def on_preview(self, prompt_id, node_id, image_format, image):
+            raise ConnectionResetError("client went away")
+
+    prompt = {"1": node("TestSlow", value=2, steps=2), "2": node("TestOutput", value=["1", 0])}
+    outcome = runtime.executor.execute(prompt, "p", Broken())
+    assert outcome.ok and outcome.outputs["2"] == {"values": [2]}
