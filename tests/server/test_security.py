@@ -321,3 +321,48 @@ def test_errors_never_leak_tracebacks(server: ServerThread) -> None:
 @pytest.fixture(autouse=True)
 def _no_leftover(server: ServerThread) -> Iterator[None]:
     yield
+
+
+_PIECES = ["..", ".", "/", "\\", "secret.txt", "secret.txt.lnk", "escape_link", "C:", "%2e%2e",
+           "\x00", "a", "~", "//", "%2f", "..."]
+
+
+def _hostile_paths():
+    from hypothesis import strategies as st
+    return st.lists(st.sampled_from(_PIECES), min_size=1, max_size=8).map("".join)
+
+
+def test_generated_paths_never_reach_outside(server: ServerThread, secret_outside: Path) -> None:
+    from urllib.parse import quote
+
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(filename=_hostile_paths(), subfolder=_hostile_paths())
+    def probe(filename: str, subfolder: str) -> None:
+        for method, path in (
+                ("GET", f"/view?filename={quote(filename)}&subfolder={quote(subfolder)}"),
+                ("GET", f"/view?filename={quote(filename)}&type=input"),
+                ("GET", f"/userdata/{quote(subfolder + '/' + filename, safe='')}"),
+                ("GET", f"/userdata?dir={quote(subfolder)}&recurse=true"),
+                ("GET", f"/v2/userdata?path={quote(subfolder)}"),
+                ("GET", f"/extensions/pack/{quote(filename)}"),
+                ("GET", f"/{quote(filename)}")):
+            response = server.request(method, path)
+            assert response.status < 500, (path, response.status)
+            assert b"TOP SECRET" not in response.body, path
+            assert secret_outside.name.encode() not in response.body, path
+        body, content_type = _multipart({"subfolder": subfolder}, filename or "x.png", _png())
+        response = server.post("/upload/image", raw=body, headers={"Content-Type": content_type})
+        assert response.status < 500
+        if response.status == 200:  # a harmless name: it must have landed inside input/
+            stored = response.json()
+            landed = (server_base(server) / "input" / stored["subfolder"] / stored["name"])
+            assert landed.resolve().is_relative_to((server_base(server) / "input").resolve())
+
+    probe()
+    assert secret_outside.read_text() == "TOP SECRET"
+
+
+def server_base(server: ServerThread) -> Path:
+    return Path(server.runtime.services.paths.base_directory)
