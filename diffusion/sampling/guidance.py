@@ -307,14 +307,13 @@ class CFGDenoiser:
         xs = [_crop(x, c.area) for _, c in group]
         x_in = torch.cat(xs) if len(xs) > 1 else xs[0]
         sigma_in = sigma.repeat(len(group)) if len(group) > 1 else sigma
-        out = self.model.apply_model(
-            self.ms.calculate_input(sigma_in, x_in),
-            self.ms.timestep(sigma_in).float(),
-            context,
-            y=y,
-            concat=concat,
-            control=group[0][1].control,
-        )
+        x_c = self.ms.calculate_input(sigma_in, x_in)
+        timestep = self.ms.timestep(sigma_in).float()
+        control = group[0][1].control
+        if control is not None and hasattr(control, "get_control"):
+            # A ControlNet-like object computes its residuals for exactly this batch and step.
+            control = control.get_control(x_c, timestep, context, y=y, sigma=sigma_in)
+        out = self.model.apply_model(x_c, timestep, context, y=y, concat=concat, control=control)
         self.model_calls += 1
         denoised = self.ms.calculate_denoised(sigma_in, out, x_in)
         for k, (list_index, c) in enumerate(group):

@@ -145,3 +145,28 @@ def test_inpaint_model_without_mask_sees_a_blank_image_to_paint_everywhere():
 def test_malformed_conditioning_is_a_clear_error():
     with pytest.raises(ConditioningError):
         prepare_conds([["not a tensor", {}]], FakeModelHandle(), MS, SHAPE)
+
+
+def test_control_objects_get_each_batch_and_their_residuals_reach_the_model():
+    class FakeControl:
+        def __init__(self):
+            self.seen = []
+
+        def get_control(self, x, timestep, context, y=None, sigma=None):
+            self.seen.append((tuple(x.shape), tuple(timestep.shape), tuple(context.shape)))
+            return {"output": [torch.zeros(1)]}
+
+    control = FakeControl()
+    model = FakeModelHandle()
+    seen_controls = []
+    original = model.apply_model
+
+    def apply_model(x, timestep, context, y=None, concat=None, control=None):
+        seen_controls.append(control)
+        return original(x, timestep, context, y, concat, control)
+
+    model.apply_model = apply_model
+    _denoiser(model, cond(1.0, control=control), cond(-1.0))(X, SIGMA)
+    assert control.seen == [((2, 4, 16, 16), (2,), (2, 77, 8))]  # only the controlled entry's batch
+    assert {"output"} in [set(c) for c in seen_controls if c is not None]
+    assert len(model.calls) == 2  # different controls are never batched together
