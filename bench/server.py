@@ -6,7 +6,8 @@ Measures, against a real server started in this process (test node pack, no mode
 - queue→first-event: POST /prompt sent → `execution_start` received on the websocket;
 - cached end to end: POST /prompt → closing `executing {node: null}` for a prompt whose every
   node is a cache hit (goal: ≤ 5 ms);
-- throughput: many distinct trivial prompts queued at once, prompts per second until all done.
+- throughput: many distinct trivial prompts queued at once, prompts per second until all done;
+- cached default workflow: ComfyUI's default graph on a tiny random checkpoint, fully cached.
 The last line printed is one JSON object with the figures.
 """
 
@@ -52,6 +53,46 @@ async def _until(ws: aiohttp.ClientWebSocketResponse, prompt_id: str, event: str
         return time.perf_counter()
 
 
+async def measure_cached_default_workflow(base: str, runs: int) -> dict[str, float]:
+    """End to end time of ComfyUI's default workflow (tiny checkpoint) when fully cached."""
+    from tests.server.test_default_workflow import default_workflow
+
+    times = []
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(f"{base}/ws?clientId=bench-dw") as ws:
+        await ws.receive()
+        for index in range(runs + 1):
+            started = time.perf_counter()
+            async with session.post(f"{base}/prompt", json={"prompt": default_workflow(),
+                                                           "client_id": "bench-dw"}) as response:
+                prompt_id = (await response.json())["prompt_id"]
+            done = await _until(ws, prompt_id, "executing", end=True)
+            if index:  # the first run computes everything
+                times.append((done - started) * 1000)
+    return summary(times)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"mean_ms": round(statistics.fmean(values), 3),
+            "p50_ms": round(ordered[len(ordered) // 2], 3),
+            "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 3)}
+
+
+def default_workflow_figures(runs: int) -> dict[str, float]:
+    from app.bootstrap import create_runtime
+    from app.settings import Settings
+    from tests.server.test_default_workflow import CHECKPOINT
+    from tools.make_tiny_checkpoint import make_tiny_checkpoint
+
+    with tempfile.TemporaryDirectory() as base:
+        make_tiny_checkpoint("sd1", Path(base) / "models" / "checkpoints" / CHECKPOINT)
+        runtime = create_runtime(Settings(base_directory=Path(base), cpu=True, cache_ram_gb=1.0,
+                                          preview_method="none"), load_custom_nodes=False)
+        with ServerThread(runtime, ServerConfig(port=0)) as server:
+            return asyncio.run(measure_cached_default_workflow(server.base, runs))
+
+
 async def measure(base: str, cached_runs: int, throughput_runs: int) -> dict[str, Any]:
     client_id = "bench"
     async with aiohttp.ClientSession() as session, \
@@ -90,12 +131,6 @@ async def measure(base: str, cached_runs: int, throughput_runs: int) -> dict[str
                 remaining.discard(data["data"].get("prompt_id"))
         finished = time.perf_counter()
 
-    def summary(values: list[float]) -> dict[str, float]:
-        ordered = sorted(values)
-        return {"mean_ms": round(statistics.fmean(values), 3),
-                "p50_ms": round(ordered[len(ordered) // 2], 3),
-                "p95_ms": round(ordered[int(len(ordered) * 0.95) - 1], 3)}
-
     return {"queue_to_first_event": summary(first_event),
             "cached_prompt_end_to_end": summary(cached),
             "throughput_prompts_per_s": round(throughput_runs / (finished - started), 1),
@@ -108,12 +143,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cached", type=int, default=200, help="sequential cached prompts")
     parser.add_argument("--throughput", type=int, default=300, help="prompts queued at once")
+    parser.add_argument("--default-workflow", type=int, default=50,
+                        help="cached runs of the default workflow on a tiny checkpoint (0: skip)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as base:
         runtime = make_runtime(Path(base))
         with ServerThread(runtime, ServerConfig(port=0)) as server:
             figures = asyncio.run(measure(server.base, args.cached, args.throughput))
-    for name in ("queue_to_first_event", "cached_prompt_end_to_end"):
+    if args.default_workflow > 0:
+        figures["cached_default_workflow_end_to_end"] = default_workflow_figures(
+            args.default_workflow)
+    for name in ("queue_to_first_event", "cached_prompt_end_to_end",
+                 "cached_default_workflow_end_to_end"):
+        if name not in figures:
+            continue
         print(f"{name}: {figures[name]}")
     print(f"throughput: {figures['throughput_prompts_per_s']} prompts/s")
     print(json.dumps({"bench": "server", **figures}))
