@@ -20,6 +20,7 @@ from aiohttp import web
 from server.app import build_app
 from server.context import ServerConfig
 from server.security import SecurityPolicy
+from server.store import StoreInUseError
 
 log = logging.getLogger("latentgraph.server")
 
@@ -90,7 +91,11 @@ async def serve(runtime: Any, config: ServerConfig,
                 on_ready: Callable[[list[int]], None] | None = None,
                 stop: asyncio.Event | None = None) -> int:
     """Serve until `stop` is set (or SIGINT/SIGTERM); returns the process exit code."""
-    app = build_app(runtime, config)
+    try:
+        app = build_app(runtime, config)
+    except StoreInUseError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 1
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     ports: list[int] = []

@@ -80,12 +80,38 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
 
 
+class StoreInUseError(RuntimeError):
+    """Another running server owns this queue database."""
+
+
+class _ProcessLock:
+    """An exclusive advisory lock on `<db>.lock`, held while the store is open, so a second
+    server on the same base directory cannot mistake the first one's running job for a crash."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = path.open("a+")
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here; one server per base dir is on the user
+            return
+        try:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._handle.close()
+            raise StoreInUseError(f"another Latentgraph server is using {path.parent}; stop it or "
+                                  "start this one with a different --base-directory") from None
+
+    def release(self) -> None:
+        self._handle.close()  # closing the file drops the lock
+
+
 class JobStore:
     """Thread-safe access to the jobs database (one connection, one lock, short transactions)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._process_lock = _ProcessLock(path.with_name(path.name + ".lock"))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -99,6 +125,7 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._process_lock.release()
 
     def _scalar(self, sql: str, *params: Any) -> Any:
         with self._lock:

@@ -28,7 +28,6 @@ class ForwardingListener:
 
     def __init__(self, hub: WebSocketHub, job: Job) -> None:
         self.hub, self.job = hub, job
-        self.messages: list[list[Any]] = []
 
     def on_event(self, event: str, data: dict[str, Any]) -> None:
         if event == "executing":

@@ -69,3 +69,18 @@ def test_cancel_pending_records_it_and_running_sets_its_flag(tmp_path: Path) -> 
     assert queue.cancel("run")[0] == "interrupting" and running.interrupt.is_set()
     assert queue.cancel("nothing")[0] == "unknown"
     assert queue.interrupt("other") is None
+
+
+def test_a_second_server_cannot_open_the_same_queue(tmp_path: Path) -> None:
+    from server.store import StoreInUseError
+
+    first = JobStore(tmp_path / "q.sqlite3")
+    first.add(_job("running", 0))
+    first.mark_running("running", 1.0)
+    with pytest.raises(StoreInUseError, match="another Latentgraph server"):
+        JobStore(tmp_path / "q.sqlite3")
+    assert first.get("running").state == "running"  # not mistaken for a crash
+    first.close()
+    reopened = JobStore(tmp_path / "q.sqlite3")
+    assert [job.prompt_id for job in reopened.recover_after_crash()] == ["running"]
+    reopened.close()
