@@ -6,6 +6,7 @@ image on every device (and the same as ComfyUI's CPU-drawn initial noise).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -83,5 +84,8 @@ class BrownianTreeNoiseSampler:
         sign = -1.0 if self._reversed else 1.0
         if a > b:
             a, b, sign = b, a, -sign
-        w = self._tree(a, b) * sign
+        with warnings.catch_warnings():
+            # torchsde warns when a query sits a float32 ulp outside [t0, t1]; the value is exact.
+            warnings.filterwarnings("ignore", message="Should have t", category=UserWarning)
+            w = self._tree(a, b) * sign
         return (w / (b - a).abs().sqrt()).to(self._device)

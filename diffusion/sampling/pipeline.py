@@ -140,6 +140,10 @@ def run_sampler(
     """
     if len(sigmas) == 0 or len(sigmas) == 1:
         return latent_image, None
+    channels = getattr(getattr(model, "latent_format", None), "channels", latent_image.shape[1])
+    if latent_image.ndim != 4 or latent_image.shape[1] != channels:
+        raise ValueError(f"latent of shape {tuple(latent_image.shape)} does not fit this model, which expects "
+                         f"[batch, {channels}, height/8, width/8] latents (was it made for another model family?)")
     ms = model_sampling_for(model)
     device = torch.device(getattr(model, "load_device", "cpu"))
     latent = latent_image.to(device, torch.float32)

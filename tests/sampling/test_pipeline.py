@@ -146,3 +146,8 @@ def test_v_prediction_model_uses_v_parameterisation():
 def test_unknown_sampler_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown sampler"):
         _run(sampler="nope")
+
+
+def test_a_latent_from_another_model_family_is_a_clear_error():
+    with pytest.raises(ValueError, match="expects"):
+        _run(latent={"samples": torch.ones(1, 16, 8, 8)})
