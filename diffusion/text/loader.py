@@ -88,7 +88,9 @@ def find_text_encoders(state_dict: StateDict) -> list[tuple[str, str]]:
         if key.endswith(_HF_PROBE):
             prefix = key[: -len(_HF_PROBE)]
             if prefix + "embeddings.token_embedding.weight" in keys:
-                found.append(("hf", prefix))
+                # transformers keeps text_projection beside text_model (diffusers text_encoder_2,
+                # CLIPModel files), so read from the parent prefix; "text_model." is stripped later.
+                found.append(("hf", prefix.removesuffix("text_model.")))
         elif key.endswith(_OPEN_CLIP_PROBE):
             prefix = key[: -len(_OPEN_CLIP_PROBE)]
             if prefix + "token_embedding.weight" in keys:

@@ -171,3 +171,18 @@ def test_projection_stored_as_linear_weight_is_accepted():
     a, b = load_clip(state, "sdxl-refiner", over), load_clip(linear, "sdxl-refiner", over)
     tokens = a.tokenize("a cat")
     assert torch.equal(a.encode_from_tokens(tokens, return_pooled=True)[1], b.encode_from_tokens(tokens, return_pooled=True)[1])
+
+
+def test_transformers_layout_file_keeps_its_projection():
+    """diffusers' text_encoder_2 / CLIPTextModelWithProjection: text_model.* plus a root text_projection."""
+    from diffusion.text.convert import open_clip_to_canonical
+
+    state = tiny_text_encoder_state_dict("sdxl-refiner", 0)
+    canonical = open_clip_to_canonical(state, "conditioner.embedders.0.model.")
+    hf_file = {("" if k == "text_projection.weight" else "text_model.") + k: v for k, v in canonical.items()}
+    over = tiny_text_arch_overrides("sdxl-refiner")
+    separate = load_clip_from_state_dicts([hf_file], [over])
+    reference = load_clip(state, "sdxl-refiner", over)
+    assert separate.encoders["g"].arch.projection_dim == 64
+    tokens = reference.tokenize("a cat")
+    assert torch.allclose(separate.encode_from_tokens(tokens, return_pooled=True)[1], reference.encode_from_tokens(tokens, return_pooled=True)[1])
