@@ -15,6 +15,7 @@ Usage: .venv/bin/python bench/engine.py [--repeat N] [--sizes 100,1000,5000]
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -128,6 +129,8 @@ def main() -> int:
         registry.register(cls.__name__, cls, module="bench")
     services = Services(paths=FolderPaths(tempfile.mkdtemp(prefix="lg-bench-")))
     build_executor(registry, services).execute(chain(10), "warm-up")  # imports torch, warms caches
+    gc.collect()
+    gc.freeze()  # as app.bootstrap.create_runtime does after start-up
 
     results: dict[str, dict] = {}
     for shape, builder in (("chain", chain), ("wide", wide)):

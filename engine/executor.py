@@ -381,15 +381,9 @@ class _PromptRun:
     def _strong_sources(self, node_id: str) -> list[str]:
         node = self.prompt[node_id]
         definition = self.definitions[node["class_type"]]
-        lazy_ok = definition.has_lazy_check
-        sources = []
-        for name, value in node["inputs"].items():
-            if type(value) is list:
-                spec = definition.inputs.get(name)
-                if spec is None or (lazy_ok and spec.lazy):
-                    continue
-                sources.append(value[0])
-        return sources
+        declared, lazy = definition.inputs, definition.lazy_inputs
+        return [value[0] for name, value in node["inputs"].items()
+                if type(value) is list and name in declared and name not in lazy]
 
     def _add(self, root: str) -> None:
         """Schedule `root` and the uncached sources it needs (iterative: deep chains are fine)."""
@@ -488,8 +482,8 @@ class _PromptRun:
         definition = self.definitions[self.prompt[node_id]["class_type"]]
         if self.interrupt is not None and self.interrupt.is_set():
             self._interrupted(node_id, definition)
-        if self._resolve_cached(node_id, True):  # an identical node finished since this one was queued
-            self._complete(node_id, self.results[node_id])
+        if self.keys[node_id] in self.local_by_key and self._resolve_cached(node_id, True):
+            self._complete(node_id, self.results[node_id])  # an identical node finished meanwhile
             return
         if not self.quiet:
             self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
@@ -640,6 +634,10 @@ class _PromptRun:
                returns: list[Any]) -> tuple[list[list[Any]], dict[str, Any] | None]:
         """ComfyUI's result merge: per-call tuples -> per-slot lists; ui dicts concatenated."""
         n_out = len(definition.outputs)
+        if len(returns) == 1 and not definition.has_list_outputs:
+            value = returns[0]
+            if type(value) is tuple and len(value) == n_out:  # the common case: one call, a tuple
+                return [[item] for item in value], None
         tuples: list[Any] = []
         uis: list[dict[str, Any]] = []
         for value in returns:

@@ -150,6 +150,8 @@ class NodeDefinition:
     output_tooltips: tuple[str, ...] | None = None
     raw_outputs: tuple[Any, ...] = ()
     raw_output_names: tuple[Any, ...] = ()
+    has_list_outputs: bool = False
+    lazy_inputs: frozenset[str] = frozenset()  # lazy inputs, when the class has check_lazy_status
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -209,6 +211,7 @@ class NodeDefinition:
             output_tooltips=tuple(tooltips) if tooltips else None,
             raw_outputs=tuple(jsonify(list(return_types))),
             raw_output_names=tuple(jsonify(list(return_names))),
+            has_list_outputs=any(o.is_list for o in outputs),
         )
         return base._with_input_types(base._read_input_types())
 
@@ -241,8 +244,9 @@ class NodeDefinition:
             hidden[input_name] = str(kind_name)
         raw = {section: {k: jsonify(v) for k, v in (entries or {}).items()}
                for section, entries in declared.items() if isinstance(entries, dict)}
+        lazy = frozenset(name for name, spec in inputs.items() if spec.lazy) if self.has_lazy_check else frozenset()
         return replace(self, inputs=MappingProxyType(inputs), hidden=MappingProxyType(hidden),
-                       raw_input_types=raw)
+                       raw_input_types=raw, lazy_inputs=lazy)
 
     def refreshed(self) -> "NodeDefinition":
         """Re-read INPUT_TYPES (file lists change); returns self when nothing changed."""

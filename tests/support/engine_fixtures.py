@@ -19,7 +19,8 @@ _ids = itertools.count()
 
 def make_runtime(base: Path, **settings: Any) -> Runtime:
     settings.setdefault("cache_ram_gb", 1.0)
-    return create_runtime(Settings(base_directory=base, **settings), extra_node_packages=(testing_nodes,))
+    return create_runtime(Settings(base_directory=base, **settings), extra_node_packages=(testing_nodes,),
+                          freeze_startup_objects=False)
 
 
 def calls() -> list[tuple[str, object]]:
