@@ -8,6 +8,7 @@ OpenCLIP native layout, with or without a wrapping prefix; which encoder it is f
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ _HF_PROBE = "encoder.layers.0.layer_norm1.weight"
 _OPEN_CLIP_PROBE = "transformer.resblocks.0.ln_1.weight"
 _NAME_BY_DEPTH = {12: "clip_l", 24: "clip_h", 32: "clip_g"}
 _NAME_BY_WIDTH = {768: "clip_l", 1024: "clip_h", 1280: "clip_g"}
+_DIFFUSERS_SD2_LAYERS = 23
 
 
 def _compute_dtype(manager: Any, dtype: torch.dtype | None) -> torch.dtype:
@@ -48,6 +50,10 @@ def _canonical(state_dict: StateDict, layout: str, prefix: str) -> dict[str, tor
 
 def _encoder(slot: EncoderSlot, canonical: dict[str, torch.Tensor], overrides: dict, dtype: torch.dtype, manager: Any) -> TextEncoder:
     arch = infer_arch(slot.name, canonical, overrides.get(slot.name))
+    if slot.name == "clip_h" and arch.layers == _DIFFUSERS_SD2_LAYERS and slot.default_layer == -2:
+        # diffusers ships SD2's ViT-H cut to 23 layers (SD2 never uses the 24th): its last layer
+        # is the original penultimate one.
+        slot = dataclasses.replace(slot, default_layer=-1)
     model = load_canonical(arch, canonical, dtype)
     if manager is not None and hasattr(manager, "register"):
         manager.register(model, f"text encoder {slot.name}")

@@ -186,3 +186,16 @@ def test_transformers_layout_file_keeps_its_projection():
     assert separate.encoders["g"].arch.projection_dim == 64
     tokens = reference.tokenize("a cat")
     assert torch.allclose(separate.encode_from_tokens(tokens, return_pooled=True)[1], reference.encode_from_tokens(tokens, return_pooled=True)[1])
+
+
+def test_diffusers_23_layer_vit_h_uses_its_last_layer_as_sd2_penultimate():
+    state = tiny_text_encoder_state_dict("sd2", 0)
+    over = tiny_text_arch_overrides("sd2")
+    full = load_clip(state, "sd2", over)
+    cut = {k: v for k, v in state.items() if ".resblocks.23." not in k}
+    cut_file = {k.removeprefix("cond_stage_model.model."): v for k, v in cut.items()}
+    width_override = {"text": {"clip_h": {"heads": 4}}}
+    short = load_clip_from_state_dicts([cut_file], [width_override])
+    assert short.family == "sd2" and short.encoders["h"].arch.layers == 23
+    tokens = full.tokenize("a cat")
+    assert torch.allclose(short.encode_from_tokens(tokens), full.encode_from_tokens(tokens), atol=1e-6)
