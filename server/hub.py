@@ -60,11 +60,16 @@ class Client:
 
 
 class WebSocketHub:
-    """Connected clients by sid; send to one, or broadcast."""
+    """Connected sockets by client id; send to one client (all its sockets), or broadcast.
+
+    Several sockets may share a client id (a duplicated browser tab copies its id): all of them
+    receive that client's events, instead of each new one kicking out the other (which makes
+    two tabs reconnect in a loop, ComfyUI#549).
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop  # set when the app starts
-        self.clients: dict[str, Client] = {}
+        self.clients: dict[str, list[Client]] = {}
         self._status_scheduled = False
         self.status_provider: Callable[[], dict[str, Any]] = lambda: {}
 
@@ -80,21 +85,24 @@ class WebSocketHub:
 
     # -- connections -----------------------------------------------------------------------------
     def attach(self, sid: str, ws: web.WebSocketResponse) -> Client:
-        old = self.clients.pop(sid, None)
-        if old is not None:  # a reconnect with the same clientId replaces the old socket
-            self._stop(old)
         client = Client(sid, ws)
         client.writer = asyncio.get_running_loop().create_task(self._write_loop(client))
-        self.clients[sid] = client
+        self.clients.setdefault(sid, []).append(client)
         return client
 
-    def detach(self, client: Client) -> None:
-        if self.clients.get(client.sid) is client:
-            del self.clients[client.sid]
-        self._stop(client)
+    def _forget(self, client: Client) -> None:
+        sockets = self.clients.get(client.sid)
+        if sockets and client in sockets:
+            sockets.remove(client)
+            if not sockets:
+                del self.clients[client.sid]
 
-    def _stop(self, client: Client) -> None:
+    def detach(self, client: Client) -> None:
+        self._forget(client)
         client.outbox.put_nowait(None)
+
+    def _all(self) -> list[Client]:
+        return [client for sockets in self.clients.values() for client in sockets]
 
     async def _write_loop(self, client: Client) -> None:
         try:
@@ -109,14 +117,13 @@ class WebSocketHub:
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
         finally:
-            if self.clients.get(client.sid) is client:
-                del self.clients[client.sid]
+            self._forget(client)
             if not client.ws.closed:
                 await client.ws.close()
 
     async def close_all(self) -> None:
-        for client in list(self.clients.values()):
-            self._stop(client)
+        for client in self._all():
+            client.outbox.put_nowait(None)
             await client.ws.close(code=1001, message=b"server shutting down")
 
     # -- sending --------------------------------------------------------------------------------
@@ -128,28 +135,28 @@ class WebSocketHub:
         client.outbox.put_nowait(message)
 
     def send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
-        """A text event to `sid`, or to everyone when sid is None."""
+        """A text event to every socket of client `sid`, or to everyone when sid is None."""
         text = json.dumps({"type": event, "data": data}, separators=(",", ":"), default=str)
-        if sid is None:
-            for client in list(self.clients.values()):
-                self._enqueue(client, text)
-        elif (client := self.clients.get(sid)) is not None:
+        targets = self._all() if sid is None else list(self.clients.get(sid, ()))
+        for client in targets:
             self._enqueue(client, text)
 
     def send_preview(self, sid: str | None, prompt_id: str, node_id: str, image_format: str,
                      image: bytes) -> None:
-        """A binary preview frame, in the layout the client asked for (type 4 or type 1)."""
-        client = self.clients.get(sid) if sid is not None else None
-        if client is None or client.outbox.qsize() > _MAX_PREVIEW_BACKLOG:
+        """A binary preview frame, in the layout each socket asked for (type 4 or type 1)."""
+        if sid is None:
             return
-        if client.wants_preview_metadata:
-            metadata = {"node_id": node_id, "prompt_id": prompt_id, "display_node_id": node_id,
-                        "parent_node_id": None, "real_node_id": node_id,
-                        "image_type": image_mime(image_format)}
-            frame = encode_preview_with_metadata(metadata, image)
-        else:
-            frame = encode_preview(image_format, image)
-        client.outbox.put_nowait(frame)
+        for client in list(self.clients.get(sid, ())):
+            if client.outbox.qsize() > _MAX_PREVIEW_BACKLOG:
+                continue  # a backed-up socket skips this preview; the next one supersedes it
+            if client.wants_preview_metadata:
+                metadata = {"node_id": node_id, "prompt_id": prompt_id,
+                            "display_node_id": node_id, "parent_node_id": None,
+                            "real_node_id": node_id, "image_type": image_mime(image_format)}
+                frame = encode_preview_with_metadata(metadata, image)
+            else:
+                frame = encode_preview(image_format, image)
+            client.outbox.put_nowait(frame)
 
     def status_changed(self) -> None:
         """Broadcast queue status; bursts of changes in one loop turn become one message."""

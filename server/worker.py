@@ -107,8 +107,13 @@ class Worker:
             state, result = crash_to_history(exc, job)
             self.hub.post(self.hub.send, "execution_error", result["status"]["messages"][-1][1],
                           job.client_id)
-        result["lg"]["seconds"] = round(time.perf_counter() - started, 4)
+        seconds = time.perf_counter() - started
+        result["lg"]["seconds"] = round(seconds, 4)
         self.queue.finish(job, state, result)
+        report = result["lg"].get("run_report") or {}
+        ran = sum(1 for r in report.values() if isinstance(r, dict) and r.get("state") == "ran")
+        log.info("prompt %s: %s in %.2f s (%d nodes ran, %d cached)", job.prompt_id, state,
+                 seconds, ran, len(report) - ran)
         self.hub.post(self.hub.send, "executing", {"node": None, "prompt_id": job.prompt_id},
                       job.client_id)
         job.current_node = None

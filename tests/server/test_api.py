@@ -324,3 +324,16 @@ def test_view_metadata_reads_safetensors_header_only(server: ServerThread, base_
     for query in ("loras?filename=missing.safetensors", "loras?filename=../../x.safetensors",
                   "nofolder?filename=style.safetensors", "loras?filename=style.ckpt"):
         assert server.get(f"/view_metadata/{query}").status == 404, query
+
+
+def test_two_tabs_sharing_a_client_id_both_follow_its_prompts(server: ServerThread) -> None:
+    client_id = uuid.uuid4().hex
+    first, second = server.websocket(client_id), server.websocket(client_id)
+    prompt_id = server.queue_prompt(chain_prompt(61, seconds=0.05), client_id)
+    for socket in (first, second):
+        assert names(socket.until_done(prompt_id))[-2:] == ["execution_success", "executing"]
+    first.close()
+    time.sleep(0.1)
+    again = server.queue_prompt(chain_prompt(62), client_id)
+    assert "execution_success" in names(second.until_done(again))
+    second.close()
