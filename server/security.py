@@ -164,12 +164,18 @@ def security_middleware(policy: SecurityPolicy) -> Any:
             if refusal is not None:
                 return refusal
 
-        response = await handler(request)
-        if (policy.token is not None and request.query.get("token")
-                and token_matches(request.query.get("token"), policy.token)
-                and not request.cookies.get(TOKEN_COOKIE) and not response.prepared):
-            response.set_cookie(TOKEN_COOKIE, policy.token, httponly=True, samesite="Strict",
+        if (policy.token is not None and request.method == "GET" and not is_websocket
+                and token_matches(request.query.get("token"), policy.token)):
+            # the printed URL: keep the token in a cookie and out of the address bar and history
+            query = request.rel_url.query.copy()
+            query.popall("token")
+            redirect = web.Response(status=302,
+                                    headers={"Location": str(request.rel_url.with_query(query))})
+            redirect.set_cookie(TOKEN_COOKIE, policy.token, httponly=True, samesite="Strict",
                                 path="/", max_age=30 * 24 * 3600)
+            return redirect
+
+        response = await handler(request)
         if cors_ok and origin is not None and not response.prepared:
             _cors(response, origin, preflight=False)
         return response

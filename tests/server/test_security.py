@@ -128,7 +128,8 @@ def test_listen_without_token_generates_one_and_requires_it(tmp_path: Path) -> N
         assert server.get("/queue", headers={"Authorization": f"Bearer {config.token}"}).status == 200
         assert server.get("/", headers={"Cookie": f"latentgraph_token={config.token}"}).status == 200
         opened = server.get(f"/?token={config.token}")
-        assert opened.status == 200 and "latentgraph_token" in opened.headers["set-cookie"]
+        assert opened.status == 302 and opened.headers["location"] == "/"
+        assert "latentgraph_token" in opened.headers["set-cookie"]
         assert "HttpOnly" in opened.headers["set-cookie"]
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
             websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws", timeout=5)
