@@ -199,3 +199,10 @@ def test_diffusers_23_layer_vit_h_uses_its_last_layer_as_sd2_penultimate():
     assert short.family == "sd2" and short.encoders["h"].arch.layers == 23
     tokens = full.tokenize("a cat")
     assert torch.allclose(short.encode_from_tokens(tokens), full.encode_from_tokens(tokens), atol=1e-6)
+
+
+@pytest.mark.parametrize("family,pads", [("sd1", {"l": 49407}), ("sd2", {"h": 0}), ("sdxl", {"l": 49407, "g": 0}), ("sdxl-refiner", {"g": 0})])
+def test_each_encoder_pads_with_its_reference_token(family, pads):
+    clip = load_clip(tiny_text_encoder_state_dict(family, 0), family, tiny_text_arch_overrides(family))
+    tokens = clip.tokenize("a cat")
+    assert {key: chunks[0][-1][0] for key, chunks in tokens.items()} == pads
