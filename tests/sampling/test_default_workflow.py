@@ -1,6 +1,6 @@
 """The shipped default txt2img workflow runs through the engine on the demo-named tiny checkpoint:
-progress and JPEG previews per step, a PNG with the prompt and workflow embedded, and the same
-bytes for the same seed."""
+progress and JPEG previews per step and a PNG with the prompt and workflow embedded (byte-identical
+reruns are checked through the CLI in test_cli_default_workflow.py)."""
 
 from __future__ import annotations
 
@@ -82,11 +82,3 @@ def test_default_workflow_writes_a_png_with_prompt_and_workflow(runtime):
     progress = [d for e, d in recorder.events if e == "progress" and d.get("node") == "3"]
     assert [(d["value"], d["max"]) for d in progress] == [(1, 3), (2, 3), (3, 3)]
     assert recorder.previews and all(node == "3" and fmt == "JPEG" for node, fmt, _ in recorder.previews)
-
-
-def test_same_seed_gives_identical_png_bytes_and_another_seed_does_not(runtime):
-    _, first = _run(runtime, _small_prompt(seed=11), "b")
-    _, second = _run(runtime, _small_prompt(seed=11), "c")
-    _, other = _run(runtime, _small_prompt(seed=12), "d")
-    assert first != second and first.read_bytes() == second.read_bytes()
-    assert other.read_bytes() != first.read_bytes()
