@@ -31,11 +31,14 @@ PREVIEW_MAX_SIZE = 512
 # --- progress and previews -------------------------------------------------------------------
 
 
-def _preview_method() -> str:
+def _preview_settings() -> tuple[str, int]:
+    """(--preview-method, --preview-size); no previews outside a running app."""
     try:
-        return str(runtime.services().settings.get("preview_method", "none") or "none")
+        settings = runtime.services().settings
     except LookupError:
-        return "none"
+        return "none", PREVIEW_MAX_SIZE
+    method = str(settings.get("preview_method", "none") or "none")
+    return method, int(settings.get("preview_size", PREVIEW_MAX_SIZE) or PREVIEW_MAX_SIZE)
 
 
 def encode_preview_jpeg(rgb: torch.Tensor, max_size: int = PREVIEW_MAX_SIZE) -> bytes:
@@ -54,7 +57,8 @@ def step_callback(model: Any):
     TAESD previews are not available yet, so ``taesd`` falls back to latent2rgb like ComfyUI does
     without the decoder files.
     """
-    previews = _preview_method() in ("auto", "latent2rgb", "taesd")
+    method, max_size = _preview_settings()
+    previews = method in ("auto", "latent2rgb", "taesd")
     pacer = PreviewPacer()
     latent_format = getattr(model, "latent_format", None)
 
@@ -63,7 +67,7 @@ def step_callback(model: Any):
         preview = None
         if previews and latent_format is not None and pacer.due(step, total):
             started = time.perf_counter()
-            preview = ("JPEG", encode_preview_jpeg(latent_to_rgb(x0, latent_format)))
+            preview = ("JPEG", encode_preview_jpeg(latent_to_rgb(x0, latent_format), max_size))
             pacer.record(time.perf_counter() - started)
         runtime.report_progress(step + 1, total, preview)
 
