@@ -56,7 +56,10 @@ class ServerContext:
         return Path(self.paths.user_directory) / "default"
 
     def status(self) -> dict[str, Any]:
-        return {"exec_info": {"queue_remaining": self.queue.remaining()}}
+        status: dict[str, Any] = {"exec_info": {"queue_remaining": self.queue.remaining()}}
+        if self.queue.paused:
+            status["paused"] = True
+        return status
 
 
 CONTEXT: web.AppKey[ServerContext] = web.AppKey("latentgraph_context", ServerContext)

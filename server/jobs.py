@@ -53,6 +53,7 @@ class JobQueue:
         self._running: Job | None = None
         self._counter = int(store.max_number()) + 1
         self._closed = False
+        self._paused = False
         self._wake_reasons: set[str] = set()
         self.on_change = on_change or (lambda: None)
 
@@ -85,12 +86,13 @@ class JobQueue:
         """Block until a job is pending (or a wake-up is requested) and mark it running."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._pending and not self._closed and not self._wake_reasons:
+            while (not self._pending or self._paused) and not self._closed \
+                    and not self._wake_reasons:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            if not self._pending or self._closed:
+            if not self._pending or self._closed or self._paused:
                 return None
             job = min(self._pending.values(), key=lambda j: (j.stored.number, j.stored.seq))
             del self._pending[job.prompt_id]
@@ -119,6 +121,17 @@ class JobQueue:
         with self._cond:
             reasons, self._wake_reasons = self._wake_reasons, set()
         return reasons
+
+    def set_paused(self, paused: bool) -> None:
+        """Paused: the running job finishes, nothing new starts until resumed (not persisted)."""
+        with self._cond:
+            self._paused = paused
+            self._cond.notify_all()
+        self.on_change()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def close(self) -> None:
         with self._cond:

@@ -6,6 +6,8 @@ Beyond ComfyUI (all under /api/lg, documented in server/API.md):
 - POST /lg/jobs/{id}/cancel        cancel a pending job, or interrupt it if it is running
 - POST /lg/jobs/{id}/priority      {"number": x} ("priority" also accepted), {"front": true} or
                                    {"back": true}: move a pending job
+- POST /lg/jobs/{id}/retry         queue a finished job's prompt again under a new id
+- POST /lg/queue/pause, /resume    stop starting new jobs (the running one finishes) / go on
 - GET  /lg/cache                   output-cache statistics;  POST /lg/cache/clear empties it
 """
 
@@ -43,8 +45,12 @@ async def get_prompt(request: web.Request) -> web.Response:
 
 
 async def post_prompt(request: web.Request) -> web.Response:
-    ctx = _ctx(request)
-    body = await read_json_object(request)
+    return await _queue_prompt(_ctx(request), await read_json_object(request))
+
+
+async def _queue_prompt(ctx: ServerContext, body: dict[str, Any],
+                        targets: list[str] | None = None) -> web.Response:
+    """Validate and queue one prompt request body (POST /prompt, retry)."""
     if "prompt" not in body or body["prompt"] is None:
         return _prompt_error("no_prompt", "No prompt provided", "No prompt provided")
     prompt = body["prompt"]
@@ -59,9 +65,8 @@ async def post_prompt(request: web.Request) -> web.Response:
                          parameter="extra_data")
     client_id = optional_id(body.get("client_id", extra_data.get("client_id")), "client_id")
     prompt_id = optional_id(body.get("prompt_id"), "prompt_id") or str(uuid.uuid4())
-    targets = body.get("partial_execution_targets")
-    if targets is not None:
-        targets = id_list(targets, "partial_execution_targets")
+    if body.get("partial_execution_targets") is not None:
+        targets = id_list(body["partial_execution_targets"], "partial_execution_targets")
     number = None
     if body.get("number") is not None:
         number = finite_number(body["number"])
@@ -255,6 +260,33 @@ async def set_job_priority(request: web.Request) -> web.Response:
                               .index(prompt_id)})
 
 
+async def retry_job(request: web.Request) -> web.Response:
+    """Queue a finished job's prompt again under a new id (validated again: files may have
+    changed). Body (optional): {"client_id", "front", "number"}."""
+    ctx = _ctx(request)
+    _, live, stored = _lookup(request)
+    if live is not None:
+        raise BadRequest("job_not_finished", "Only finished jobs can be retried.", status=409)
+    body = await read_json_object(request, allow_empty=True)
+    payload = {"prompt": stored.prompt, "extra_data": dict(stored.extra_data),
+               "client_id": body.get("client_id", stored.client_id),
+               "front": body.get("front", False), "force": stored.force}
+    if body.get("number") is not None:
+        payload["number"] = body["number"]
+    payload["extra_data"].pop("client_id", None)
+    return await _queue_prompt(ctx, payload, stored.outputs_to_execute)
+
+
+async def pause_queue(request: web.Request) -> web.Response:
+    _ctx(request).queue.set_paused(True)
+    return web.json_response({"paused": True})
+
+
+async def resume_queue(request: web.Request) -> web.Response:
+    _ctx(request).queue.set_paused(False)
+    return web.json_response({"paused": False})
+
+
 async def get_cache_stats(request: web.Request) -> web.Response:
     """Output-cache counters plus the models the memory manager holds."""
     runtime = _ctx(request).runtime
@@ -282,5 +314,7 @@ ROUTES = [
     ("GET", "/lg/jobs", list_jobs), ("GET", "/lg/jobs/{prompt_id}", get_job),
     ("POST", "/lg/jobs/{prompt_id}/cancel", cancel_job),
     ("POST", "/lg/jobs/{prompt_id}/priority", set_job_priority),
+    ("POST", "/lg/jobs/{prompt_id}/retry", retry_job),
+    ("POST", "/lg/queue/pause", pause_queue), ("POST", "/lg/queue/resume", resume_queue),
     ("GET", "/lg/cache", get_cache_stats), ("POST", "/lg/cache/clear", clear_cache),
 ]

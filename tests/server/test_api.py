@@ -337,3 +337,23 @@ def test_two_tabs_sharing_a_client_id_both_follow_its_prompts(server: ServerThre
     again = server.queue_prompt(chain_prompt(62), client_id)
     assert "execution_success" in names(second.until_done(again))
     second.close()
+
+
+def test_pause_resume_and_retry(server: ServerThread) -> None:
+    socket = server.websocket()
+    assert server.post("/api/lg/queue/pause").json() == {"paused": True}
+    waiting = server.queue_prompt(chain_prompt(71), socket.sid)
+    time.sleep(0.3)
+    queue = server.get("/queue").json()
+    assert queue["queue_running"] == [] and queue["queue_pending"][0][1] == waiting
+    assert server.get("/prompt").json()["paused"] is True
+    server.post("/api/lg/queue/resume")
+    socket.until_done(waiting)
+    assert "paused" not in server.get("/prompt").json()
+
+    retried = server.post(f"/api/lg/jobs/{waiting}/retry", {"client_id": socket.sid}).json()
+    assert retried["prompt_id"] != waiting
+    events = socket.until_done(retried["prompt_id"])
+    assert [m["data"]["output"] for m in events if m["type"] == "executed"] == [{"text": ["71"]}]
+    assert server.post("/api/lg/jobs/unknown/retry").status == 404
+    socket.close()
