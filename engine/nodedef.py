@@ -152,6 +152,7 @@ class NodeDefinition:
     raw_output_names: tuple[Any, ...] = ()
     has_list_outputs: bool = False
     lazy_inputs: frozenset[str] = frozenset()  # lazy inputs, when the class has check_lazy_status
+    has_unique_id: bool = False  # takes a hidden UNIQUE_ID: its output may depend on the node id
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -246,7 +247,8 @@ class NodeDefinition:
                for section, entries in declared.items() if isinstance(entries, dict)}
         lazy = frozenset(name for name, spec in inputs.items() if spec.lazy) if self.has_lazy_check else frozenset()
         return replace(self, inputs=MappingProxyType(inputs), hidden=MappingProxyType(hidden),
-                       raw_input_types=raw, lazy_inputs=lazy)
+                       raw_input_types=raw, lazy_inputs=lazy,
+                       has_unique_id="UNIQUE_ID" in hidden.values())
 
     def refreshed(self) -> "NodeDefinition":
         """Re-read INPUT_TYPES (file lists change); returns self when nothing changed."""
@@ -265,9 +267,6 @@ class NodeDefinition:
         """Inputs that carry a widget in the editor, in declaration order."""
         return [spec for spec in self.inputs.values() if spec.is_widget]
 
-    @property
-    def has_unique_id(self) -> bool:
-        return "UNIQUE_ID" in self.hidden.values()
 
     def object_info(self) -> dict[str, Any]:
         """This node's `/object_info` entry, in exactly ComfyUI's shape."""

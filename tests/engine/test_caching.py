@@ -201,3 +201,16 @@ def test_without_the_debug_flag_mutation_goes_unnoticed(runtime):
               "3": node("TestOutput", value=["2", 0])}
     outcome, _ = run(runtime, prompt)
     assert outcome.ok
+
+
+def test_cache_keys_are_content_based_and_type_exact():
+    from engine import cachekeys
+
+    def key(*parts):
+        return cachekeys.digest(tuple(cachekeys.canonical(p) for p in parts))
+
+    assert key("hello world") == key("".join(["hello ", "world"]))  # equal values, distinct objects
+    assert key(1) != key(1.0) != key(True) and key(1) != key("1")
+    assert key([1, 2]) == key((1, 2)) and key({"a": 1, "b": 2}) == key({"b": 2, "a": 1})
+    assert key({"a": 1}) != key([("a", 1)])
+    assert cachekeys.is_changed_token(float("nan")) != cachekeys.is_changed_token(float("nan"))
