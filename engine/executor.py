@@ -11,7 +11,9 @@ downstream of them. Forced results still refresh the cache.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import logging
 import threading
 import time
@@ -565,7 +567,12 @@ class _PromptRun:
             if definition.input_is_list:
                 blocker = None if lazy else next(
                     (v for values in inputs.values() for v in values if type(v) is ExecutionBlocker), None)
-                return [self._blocker(node_id, definition, blocker) if blocker is not None else method(**inputs)]
+                if blocker is not None:
+                    return [self._blocker(node_id, definition, blocker)]
+                result = method(**inputs)
+                if type(result) is not tuple and inspect.iscoroutine(result):
+                    result = _run_coroutine(result)  # `async def` node functions, as ComfyUI allows
+                return [result]
             count = 1
             for values in inputs.values():
                 length = len(values)
@@ -589,8 +596,13 @@ class _PromptRun:
                         if type(value) is ExecutionBlocker:
                             blocker = value
                             break
-                results.append(self._blocker(node_id, definition, blocker) if blocker is not None
-                               else method(**args))
+                if blocker is not None:
+                    results.append(self._blocker(node_id, definition, blocker))
+                    continue
+                result = method(**args)
+                if type(result) is not tuple and inspect.iscoroutine(result):
+                    result = _run_coroutine(result)  # `async def` node functions, as ComfyUI allows
+                results.append(result)
             return results
         finally:
             leave_node(token)
@@ -719,6 +731,16 @@ class _PromptRun:
         self._message("execution_error", record)
         self.outcome.error = record
         raise _Stop("error")
+
+
+def _run_coroutine(coroutine: Any) -> Any:
+    """Finish an async node call on this (worker) thread, inside the node's context."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    coroutine.close()
+    raise NodeOutputError("async nodes cannot run while an event loop is running in the executing thread")
 
 
 @contextlib.contextmanager

@@ -325,3 +325,41 @@ def test_a_failing_listener_does_not_break_the_prompt(runtime):
     prompt = {"1": node("TestSlow", value=2, steps=2), "2": node("TestOutput", value=["1", 0])}
     outcome = runtime.executor.execute(prompt, "p", Broken())
     assert outcome.ok and outcome.outputs["2"] == {"values": [2]}
+
+
+def test_async_node_functions_and_lazy_checks_are_awaited(runtime):
+    import asyncio
+
+    class AsyncDouble:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT", {"lazy": True})}}
+
+        async def check_lazy_status(self, value=None):
+            await asyncio.sleep(0)
+            return ["value"] if value is None else []
+
+        async def run(self, value):
+            from engine.runtime import report_progress
+
+            await asyncio.sleep(0)
+            report_progress(1, 1)
+            return (value * 2,)
+
+    runtime.registry.register("AsyncDouble", AsyncDouble)
+    prompt = {"1": node("TestIntConstant", value=21), "2": node("AsyncDouble", value=["1", 0]),
+              "3": node("TestOutput", value=["2", 0])}
+    outcome, events = run(runtime, prompt)
+    assert outcome.ok and outcome.outputs["3"] == {"values": [42]}
+    assert events.named("progress")[0]["node"] == "2"
+
+
+def test_partial_execution_runs_only_the_requested_outputs(runtime):
+    prompt = {"1": node("TestIntConstant", value=1), "2": node("TestOutput", value=["1", 0]),
+              "3": node("TestIntConstant", value=2), "4": node("TestOutput", value=["3", 0])}
+    outcome, _ = run(runtime, prompt, outputs=["4"])
+    assert outcome.ok and outcome.outputs == {"4": {"values": [2]}}
+    assert ("TestIntConstant", 1) not in calls()
