@@ -30,6 +30,7 @@ class Job:
     secrets: dict[str, Any] = field(default_factory=dict)
     cancel_requested: bool = False
     current_node: str | None = None
+    progress_state: dict[str, Any] | None = None  # last one sent, replayed to a reconnecting tab
 
     @property
     def prompt_id(self) -> str:

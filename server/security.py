@@ -17,7 +17,7 @@ import ipaddress
 import json
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -52,7 +52,6 @@ class SecurityPolicy:
     token: str | None = None
     allowed_host_names: frozenset[str] = LOOPBACK_NAMES
     cors_origins: frozenset[str] = frozenset()  # "*" allows every origin (explicit opt-in)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def generate_token() -> str:

@@ -32,6 +32,8 @@ class ForwardingListener:
     def on_event(self, event: str, data: dict[str, Any]) -> None:
         if event == "executing":
             self.job.current_node = data.get("node")
+        elif event == "progress_state":
+            self.job.progress_state = data
         if event == "executing" and data.get("node") is None:
             return  # the worker sends the end-of-prompt `executing` after history is stored
         if event == "execution_error":

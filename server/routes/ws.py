@@ -1,7 +1,8 @@
 """GET /ws: the websocket every client opens to follow its prompts.
 
 On connect the client gets `status` with its `sid`; if its prompt is running it also gets the
-current `executing` node, so a reloaded page picks up where it was. The only message read from
+current `executing` node and the latest `progress_state`, so a reloaded page picks up where it
+was. The only message read from
 the client is an optional first `feature_flags` message (e.g. `supports_preview_metadata`),
 answered with the server's own flags.
 """
@@ -32,6 +33,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if running is not None and running.client_id == sid and running.current_node is not None:
         ctx.hub.send("executing", {"node": running.current_node, "display_node":
                                    running.current_node, "prompt_id": running.prompt_id}, sid)
+        if running.progress_state is not None:
+            ctx.hub.send("progress_state", running.progress_state, sid)
     first = True
     try:
         async for message in ws:

@@ -224,12 +224,18 @@ def test_reconnecting_client_learns_the_running_node(server: ServerThread) -> No
     client_id = uuid.uuid4().hex
     first = server.websocket(client_id)
     prompt_id = server.queue_prompt(chain_prompt(41, seconds=30), client_id)
-    _wait_running(server, prompt_id)
-    time.sleep(0.2)
+    while not (message := first.next_text())["type"] == "executing" \
+            or message["data"]["node"] != "2":
+        pass
+    while first.next_text()["type"] != "progress_state":
+        pass
     first.close()
     second = server.websocket(client_id)
     executing = second.next_text()
     assert executing["type"] == "executing" and executing["data"]["node"] == "2"
+    state = second.next_text()
+    assert state["type"] == "progress_state" and state["data"]["prompt_id"] == prompt_id
+    assert state["data"]["nodes"]["2"]["state"] == "running"
     server.post("/interrupt", {"prompt_id": prompt_id})
     second.until_done(prompt_id)
     second.close()
