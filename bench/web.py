@@ -113,13 +113,13 @@ def run(cols: int, rows: int) -> dict:
                 # everything on screen
                 page.evaluate("() => window.app.editor.fitView()")
                 visible = page.evaluate("() => { const c = window.app.editor.canvas; c.draw(true, true); return c.visible_nodes.length; }")
-                pan_fit = measure_motion(page, (cx, cy), (cx - 300, cy - 150), 60, True)
                 node_title = page.evaluate("""(id) => { const e = window.app.editor; const n = e.nodeById(id);
-                    const p = e.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0] / 2, n.pos[1] + n.size[1] / 2]);
+                    const p = e.canvas.ds.convertOffsetToCanvas([n.pos[0] + n.size[0] / 2, n.pos[1] - 15]);
                     const r = e.canvas.canvas.getBoundingClientRect(); return [r.left + p[0], r.top + p[1]]; }""", mid)
                 before = page.evaluate("(id) => Array.from(window.app.editor.nodeById(id).pos)", mid)
                 drag_fit = measure_motion(page, tuple(node_title), (node_title[0] + 150, node_title[1] + 90), 60, False)
                 drag_fit["node_moved"] = page.evaluate("(id) => Array.from(window.app.editor.nodeById(id).pos)", mid) != before
+                pan_fit = measure_motion(page, (cx, cy), (cx - 300, cy - 150), 60, True)
                 browser.close()
         finally:
             server.stop()

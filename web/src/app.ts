@@ -182,6 +182,9 @@ export class App {
         }
       },
     });
+    this.workflows.onListed = (paths) => {
+      this.workspace.knownFiles = new Set(paths);
+    };
     this.queuePanel = new QueuePanel(this.api, {
       loadFromHistory: (entry, id) => void this.loadFromHistory(entry, id),
       labelFor: (id, item) => this.labelFor(id, item),

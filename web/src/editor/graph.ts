@@ -70,6 +70,8 @@ export class GraphEditor {
   private readonly hooks: NodeHooks;
   private readonly dom: DomWidgets;
   private lastView = "";
+  /** The loaded document's free-form `extra`, written back unchanged. */
+  private docExtra: Record<string, unknown> | undefined;
 
   constructor(
     readonly element: HTMLCanvasElement,
@@ -142,6 +144,7 @@ export class GraphEditor {
     try {
       this.graph.clear();
       this.dom.clear();
+      this.docExtra = doc.extra ? cloneDoc(doc.extra) : undefined;
       const incoming = new Map<number, string[]>();
       for (const l of doc.links) incoming.set(l.to[0], [...(incoming.get(l.to[0]) ?? []), l.to[1]]);
       for (const nd of doc.nodes) this.graph.add(this.createNode(nd, incoming.get(nd.id) ?? []), true);
@@ -258,6 +261,7 @@ export class GraphEditor {
       if (g.color) gd.color = g.color;
       doc.groups.push(gd);
     }
+    if (this.docExtra) doc.extra = cloneDoc(this.docExtra);
     doc.view = {
       scale: Math.round(this.canvas.ds.scale * 1000) / 1000,
       offset: [round(this.canvas.ds.offset[0]), round(this.canvas.ds.offset[1])],

@@ -230,9 +230,29 @@ export function buildPlaceholder(node: LgNode, doc: NodeDoc, linkedInputs: strin
   const shown: Array<[string, unknown]> = values.length ? values : Array.isArray(raw) ? raw.map((v, i) => [`value ${i + 1}`, v]) : [];
   for (const [name, value] of shown) {
     const text = typeof value === "string" ? value : JSON.stringify(value);
-    const w = node.addWidget("text", name, text.length > 80 ? `${text.slice(0, 77)}…` : text, noop, {}) as LgWidget;
-    w.disabled = true;
-    w.lgNoValue = true;
+    node.addCustomWidget({
+      type: "placeholder-value",
+      name,
+      value: text,
+      y: 0,
+      options: {},
+      lgNoValue: true,
+      draw(ctx: CanvasRenderingContext2D, _n: LGraphNode, width: number, y: number, h: number) {
+        ctx.save();
+        ctx.fillStyle = "rgba(0,0,0,0.25)";
+        ctx.beginPath();
+        ctx.roundRect(15, y, width - 30, h, h / 2);
+        ctx.fill();
+        ctx.font = "12px sans-serif";
+        ctx.fillStyle = THEME.widgetSecondary;
+        ctx.fillText(name, 26, y + h * 0.7);
+        ctx.fillStyle = THEME.widgetText;
+        ctx.textAlign = "right";
+        const shownText = text.replace(/\s+/g, " ");
+        ctx.fillText(shownText.length > 28 ? `${shownText.slice(0, 27)}…` : shownText, width - 26, y + h * 0.7);
+        ctx.restore();
+      },
+    } as never);
   }
 }
 

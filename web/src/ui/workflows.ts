@@ -14,6 +14,8 @@ export class WorkflowsPanel {
   private readonly list: HTMLElement;
   private readonly filter: HTMLInputElement;
   private files: UserFile[] = [];
+  /** Told the current file list whenever it is fetched (keeps name suggestions unique). */
+  onListed?: (paths: string[]) => void;
 
   constructor(
     private readonly api: ApiClient,
@@ -37,6 +39,7 @@ export class WorkflowsPanel {
   async refresh(): Promise<void> {
     try {
       this.files = await this.api.listWorkflows();
+      this.onListed?.(this.files.map((f) => `workflows/${f.path}`));
     } catch (e) {
       toast("Could not list workflows", "error", String(e));
       this.files = [];

@@ -42,6 +42,8 @@ export class Workspace extends EventTarget {
   private saveTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private sessionTimer: ReturnType<typeof setTimeout> | null = null;
   autosaveDelayMs = 800;
+  /** Workflow files known to exist on the server (null until first listed). */
+  knownFiles: Set<string> | null = null;
 
   constructor(
     private readonly api: ApiClient,
@@ -61,7 +63,11 @@ export class Workspace extends EventTarget {
 
   /** A path under workflows/ not used by an open tab or an existing file. */
   async uniquePath(name: string, existing?: string[]): Promise<string> {
-    const files = existing ?? (await this.api.listWorkflows().catch(() => [])).map((f) => `workflows/${f.path}`);
+    // The server's file list is fetched once, then kept current by our own saves.
+    if (!existing && !this.knownFiles) {
+      this.knownFiles = new Set((await this.api.listWorkflows().catch(() => [])).map((f) => `workflows/${f.path}`));
+    }
+    const files = existing ?? [...(this.knownFiles ?? [])];
     const taken = new Set([...files, ...this.tabs.map((t) => t.path)].map((p) => p.toLowerCase()));
     const base = sanitizeName(name);
     for (let i = 1; ; i++) {
@@ -125,6 +131,7 @@ export class Workspace extends EventTarget {
     const doc = tab.doc;
     const key = docKey(doc);
     await this.api.writeUserFile(tab.path, this.serialize(doc));
+    this.knownFiles?.add(tab.path);
     tab.savedKey = key;
     tab.dirty = docKey(tab.doc) !== key;
     this.scheduleSession();
@@ -147,7 +154,10 @@ export class Workspace extends EventTarget {
     const old = tab.path;
     tab.path = path;
     await this.save(tab);
-    if (old !== path) await this.api.deleteUserFile(old).catch(() => undefined);
+    if (old !== path) {
+      await this.api.deleteUserFile(old).catch(() => undefined);
+      this.knownFiles?.delete(old);
+    }
     this.emit();
   }
 
