@@ -196,3 +196,19 @@ def test_overrides_by_id_and_title():
     assert apply_overrides(prompt, [("1", "value", 6)])["1"]["inputs"]["value"] == 6
     with pytest.raises(WorkflowFormatError):
         apply_overrides(prompt, [("Nope", "value", 1)])
+
+
+def test_default_ui_workflow_converts_to_the_shipped_api_prompt(runtime):
+    """The editor's default graph (KSampler with its control_after_generate slot, loaders,
+    text encoders) converts exactly to the API prompt shipped beside it."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "workflows"
+    ui, api = folder / "default_txt2img.workflow.json", folder / "default_txt2img.json"
+    if not (ui.is_file() and api.is_file()):
+        pytest.skip("default workflows not present")
+    converted = load_workflow_file(ui, runtime.registry)
+    expected = load_workflow_file(api, runtime.registry)
+    assert converted.warnings == []
+    assert {k: v["inputs"] for k, v in converted.prompt.items()} == {k: v["inputs"] for k, v in expected.prompt.items()}
+    assert {k: v["class_type"] for k, v in converted.prompt.items()} == {k: v["class_type"] for k, v in expected.prompt.items()}
