@@ -51,11 +51,17 @@ def _seeded(x: torch.Tensor, extra_args: dict, noise_sampler: NoiseSampler | Non
     return noise_sampler or default_noise_sampler(x, seed=extra_args.get("seed"))
 
 
-def _brownian(x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict, noise_sampler: NoiseSampler | None):
+def _brownian(x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict, noise_sampler: NoiseSampler | None,
+              queries: list | None = None):
+    """The SDE samplers' noise: a seeded Brownian tree whose known queries start computing now."""
     if noise_sampler is not None:
         return noise_sampler
     positive = sigmas[sigmas > 0]
-    return BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=extra_args.get("seed"))
+    sampler = BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=extra_args.get("seed"))
+    if queries is None:
+        queries = [(sigmas[i], sigmas[i + 1]) for i in range(len(sigmas) - 1) if sigmas[i + 1] > 0]
+    sampler.prefetch(queries)
+    return sampler
 
 
 def _report(callback: Callback, x, i, sigma, sigma_hat, denoised) -> None:
@@ -410,9 +416,14 @@ def sample_dpmpp_sde(model, x, sigmas, extra_args=None, callback=None, eta=1.0, 
                      noise_sampler=None, r=1 / 2):
     """DPM-Solver++ SDE: two stochastic sub-steps per step (intermediate point at ratio r)."""
     extra_args, s_in = _setup(x, extra_args)
-    noise_sampler = _brownian(x, sigmas, extra_args, noise_sampler)
     sigma_fn = lambda t: t.neg().exp()  # noqa: E731 - reads like the paper
     t_fn = lambda sigma: sigma.log().neg()  # noqa: E731
+    queries = []
+    for i in range(len(sigmas) - 1):
+        if sigmas[i + 1] > 0:
+            t, t_next = t_fn(sigmas[i]), t_fn(sigmas[i + 1])
+            queries += [(sigma_fn(t), sigma_fn(t + (t_next - t) * r)), (sigma_fn(t), sigma_fn(t_next))]
+    noise_sampler = _brownian(x, sigmas, extra_args, noise_sampler, queries)
     for i in range(len(sigmas) - 1):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         _report(callback, x, i, sigmas[i], sigmas[i], denoised)

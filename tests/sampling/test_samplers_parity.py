@@ -140,3 +140,29 @@ def test_every_sampler_name_is_in_the_table():
                 "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddpm", "ddim",
                 "lcm", "uni_pc", "uni_pc_bh2"}
     assert expected == set(samplers.SAMPLERS)
+
+
+@pytest.mark.parametrize("name", SDE)
+def test_sde_samplers_prefetch_exactly_the_brownian_increments_they_use(name, monkeypatch):
+    computed = []
+    original = BrownianTreeNoiseSampler._increment
+
+    def counting(self, sigma, sigma_next):
+        computed.append((float(sigma), float(sigma_next)))
+        return original(self, sigma, sigma_next)
+
+    monkeypatch.setattr(BrownianTreeNoiseSampler, "_increment", counting)
+    sigmas = _sigmas().float()
+    samplers.SAMPLERS[name](fake_denoiser, _start(sigmas), sigmas, extra_args={"seed": 3})
+    assert len(computed) == len(set(computed))  # each increment once: every call hit the prefetch
+
+
+def test_prefetched_brownian_increments_equal_on_demand_ones():
+    x = torch.zeros(1, 4, 4, 4)
+    sigmas = _sigmas(6).float()
+    pairs = [(sigmas[i], sigmas[i + 1]) for i in range(5)]
+    eager = BrownianTreeNoiseSampler(x, sigmas[-2], sigmas[0], seed=21)
+    ahead = BrownianTreeNoiseSampler(x, sigmas[-2], sigmas[0], seed=21)
+    ahead.prefetch(pairs)
+    for a, b in pairs:
+        assert torch.equal(eager(a, b), ahead(a, b))
