@@ -136,6 +136,7 @@ class VAEHandle:
     # public API ---------------------------------------------------------------------------------
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Scaled latents → IMAGE; tiles automatically when the whole image would not fit."""
+        self._check_latent(latent)
         plan = self.plan_decode(latent.shape)
         if plan.tile is not None:
             return self.decode_tiled(latent, plan.tile * self.downscale, 8 * self.downscale)
@@ -161,6 +162,7 @@ class VAEHandle:
 
     def decode_tiled(self, latent: torch.Tensor, tile_size: int = 512, overlap: int = 64) -> torch.Tensor:
         """Decode in overlapping tiles of ``tile_size`` pixels (``overlap`` pixels cross-faded)."""
+        self._check_latent(latent)
         tile, fade = self._tile_cells(tile_size, overlap)
         model = self._prepare()
         scaled = self.latent_format.process_out(latent.float())
@@ -206,6 +208,11 @@ class VAEHandle:
         x = (pixels.movedim(-1, 1) * 2.0 - 1.0).to(self.manager.device, self.compute_dtype)
         with torch.no_grad():
             return self.latent_format.process_in(model.encode(x).float().cpu())
+
+    def _check_latent(self, latent: torch.Tensor) -> None:
+        channels = self.model.config.z_channels
+        if latent.ndim != 4 or latent.shape[1] != channels:
+            raise ValueError(f"this VAE decodes latents [B,{channels},h,w], got {tuple(latent.shape)}")
 
     def _check_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.ndim == 3:

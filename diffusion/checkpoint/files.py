@@ -54,8 +54,6 @@ _IGNORED_KEYS = frozenset(
         "posterior_mean_coef1",
         "posterior_mean_coef2",
         "logvar",
-        "model_ema.decay",
-        "model_ema.num_updates",
     }
 )
 

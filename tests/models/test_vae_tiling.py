@@ -64,3 +64,13 @@ def test_decode_switches_to_tiles_when_the_budget_is_short(tiny_checkpoint):
     image = short.decode(z)
     assert image.shape == (2, 128, 128, 3)
     assert torch.allclose(image, short.decode_tiled(z, 512, 64))
+
+
+def test_wrong_latent_shapes_are_refused_clearly(tiny_checkpoint, cpu_manager):
+    import pytest
+
+    vae = load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager, load_clip=False).vae
+    with pytest.raises(ValueError, match=r"latents \[B,4,h,w\]"):
+        vae.decode(torch.zeros(1, 9, 4, 4))
+    with pytest.raises(ValueError, match="IMAGE"):
+        vae.encode(torch.zeros(1, 3, 16, 16, 2))
