@@ -158,6 +158,8 @@ class _PromptRun:
         self.results: dict[str, list[list[Any]]] = {}
         self.local_by_key: dict[bytes, tuple[list[list[Any]], dict[str, Any] | None]] = {}
         self.cached_entries: dict[str, Any] = {}
+        self.consumers: dict[bytes, int] | None = None  # uses left per key, with --cache-none only
+        self.holders: dict[bytes, list[str]] = {}
         self.pending: dict[str, int] = {}
         self.waiters: dict[str, list[str]] = {}
         self.ready: list[str] = []
@@ -216,6 +218,8 @@ class _PromptRun:
                 self.prompt, self.definitions = validation.prompt, validation.definitions
                 self.targets = set(validation.good_outputs)
                 self._compute_keys(validation.order)
+                if not self.cache.enabled:
+                    self._count_consumers(validation.order)
                 self._mark_forced(validation.order)
                 cached = self._find_cached(validation.order)
                 self._message("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id,
@@ -361,6 +365,8 @@ class _PromptRun:
         local = self.local_by_key.get(self.keys[node_id])
         if local is not None:
             outputs, ui = local
+            if self.consumers is not None:
+                self._used(self.keys[node_id])  # a duplicate took its copy
         elif in_prompt_only:
             return False
         else:
@@ -427,6 +433,49 @@ class _PromptRun:
             self.pending[waiter] = left
             if left == 0:
                 (self.ready_outputs if waiter in self.targets else self.ready).append(waiter)
+        if self.consumers is not None:
+            self._release_sources(node_id)
+
+    def _count_consumers(self, order: list[str]) -> None:
+        """--cache-none: count the uses of each value (by key, so duplicates still share one)."""
+        uses: dict[bytes, int] = {}
+        holders: dict[bytes, list[str]] = {}
+        keys = self.keys
+        for node_id in order:
+            key = keys[node_id]
+            if key in holders:
+                holders[key].append(node_id)
+                uses[key] = uses.get(key, 0) + 1  # a duplicate will take the value once
+            else:
+                holders[key] = [node_id]
+            for source in self._sources(node_id):
+                source_key = keys[source]
+                uses[source_key] = uses.get(source_key, 0) + 1
+        self.consumers = uses
+        self.holders = holders
+
+    def _sources(self, node_id: str) -> set[str]:
+        node = self.prompt[node_id]
+        declared = self.definitions[node["class_type"]].inputs
+        return {value[0] for name, value in node["inputs"].items() if type(value) is list and name in declared}
+
+    def _used(self, key: bytes) -> None:
+        """One use of a value is over; free it after the last (only when the cache keeps nothing)."""
+        assert self.consumers is not None
+        left = self.consumers.get(key, 0) - 1
+        self.consumers[key] = left
+        if left > 0:
+            return
+        holders = self.holders.get(key, ())
+        if any(holder in self.targets for holder in holders):
+            return
+        self.local_by_key.pop(key, None)
+        for holder in holders:
+            self.results.pop(holder, None)
+
+    def _release_sources(self, node_id: str) -> None:
+        for source in self._sources(node_id):
+            self._used(self.keys[source])
 
     def _run_loop(self) -> None:
         while True:

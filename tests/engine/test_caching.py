@@ -214,3 +214,45 @@ def test_cache_keys_are_content_based_and_type_exact():
     assert key([1, 2]) == key((1, 2)) and key({"a": 1, "b": 2}) == key({"b": 2, "a": 1})
     assert key({"a": 1}) != key([("a", 1)])
     assert cachekeys.is_changed_token(float("nan")) != cachekeys.is_changed_token(float("nan"))
+
+
+def test_cache_none_frees_values_once_their_consumers_ran(tmp_path):
+    import weakref
+
+    refs = []
+
+    class Keep:
+        RETURN_TYPES = ("IMAGE",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"image": ("IMAGE",)}}
+
+        def run(self, image):
+            refs.append(weakref.ref(image))
+            return (image + 0,)
+
+    class Check:
+        RETURN_TYPES = ("BOOLEAN",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"image": ("IMAGE",)}}
+
+        def run(self, image):
+            return (refs[0]() is None,)
+
+    outcomes = []
+    for cache_none in (True, False):
+        refs.clear()
+        runtime = make_runtime(tmp_path / str(cache_none), cache_none=cache_none,
+                               **({"cache_ram_gb": None} if cache_none else {}))
+        runtime.registry.register("Keep", Keep)
+        runtime.registry.register("Check", Check)
+        prompt = {"1": node("TestImage", width=4, height=4, value=0.5), "2": node("Keep", image=["1", 0]),
+                  "3": node("Check", image=["2", 0]), "4": node("TestOutput", value=["3", 0])}
+        outcome, _ = run(runtime, prompt)
+        outcomes.append(outcome.outputs["4"]["values"][0])
+    assert outcomes == [True, False]  # freed early without a cache; kept (cached) with one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ _ids = itertools.count()
 
 
 def make_runtime(base: Path, **settings: Any) -> Runtime:
-    settings.setdefault("cache_ram_gb", 1.0)
+    if os.environ.get("LG_TEST_CACHE_NONE") and "cache_ram_gb" not in settings:
+        settings.setdefault("cache_none", True)  # run the suite in --cache-none mode
+    if not settings.get("cache_none"):
+        settings.setdefault("cache_ram_gb", 1.0)
     return create_runtime(Settings(base_directory=base, **settings), extra_node_packages=(testing_nodes,),
                           freeze_startup_objects=False)
 
