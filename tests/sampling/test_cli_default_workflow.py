@@ -18,20 +18,26 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "workflows" / "default_txt2img.workflow.json"
 
 
-def _run_cli(base: Path) -> list[Path]:
+def _start_cli(base: Path, output: Path) -> subprocess.Popen:
     command = [sys.executable, "main.py", "run", str(WORKFLOW), "--base-directory", str(base), "--cpu",
-               "--no-progress", "--set", "5.width=64", "--set", "5.height=64", "--set", "3.steps=2"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr
-    return [Path(line) for line in done.stdout.splitlines() if line.endswith(".png")]
+               "--output-directory", str(output), "--no-progress",
+               "--set", "5.width=64", "--set", "5.height=64", "--set", "3.steps=2"]
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def _pngs(process: subprocess.Popen) -> list[Path]:
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    return [Path(line) for line in stdout.splitlines() if line.endswith(".png")]
 
 
 def test_default_workflow_from_the_cli_is_reproducible_and_embeds_prompt_and_workflow(tmp_path):
     ckpt = json.loads((REPO / "workflows" / "default_txt2img.json").read_text())["4"]["inputs"]["ckpt_name"]
     make_tiny_checkpoint("sd1", tmp_path / "models" / "checkpoints" / ckpt)
-    (first,) = _run_cli(tmp_path)
-    (second,) = _run_cli(tmp_path)
+    # Two independent processes (run side by side to save wall time, each with its own output folder).
+    runs = [_start_cli(tmp_path, tmp_path / name) for name in ("out-a", "out-b")]
+    (first,), (second,) = (_pngs(run) for run in runs)
     assert first != second and first.read_bytes() == second.read_bytes()
     with Image.open(first) as png:
         assert png.size == (64, 64)
