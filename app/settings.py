@@ -22,7 +22,7 @@ class Settings:
     temp_directory: Path | None = None
     user_directory: Path | None = None
     cpu: bool = False
-    cache_ram_gb: float | None = None  # None: a share of the RAM free at start-up
+    cache_ram_gb: float | None = None  # None: derived from the RAM free at start-up
     cache_none: bool = False
     lowvram: bool = False
     vram_budget_gb: float | None = None
@@ -62,15 +62,22 @@ class Settings:
                 "cpu": self.cpu, "lowvram": self.lowvram, "bf16": self.bf16,
                 "vram_budget_gb": self.vram_budget_gb}
 
-    def cache_budget_bytes(self, available_ram: int | None = None) -> int | None:
-        """RAM budget of the output cache: --cache-ram, else 40% of the RAM free right now."""
+    def cache_budget_bytes(self, available_ram: int | None = None, total_ram: int | None = None) -> int | None:
+        """RAM budget of the output cache: --cache-ram, else derived from the RAM free right now.
+
+        The default is 80% of the free RAM, capped at half of the machine's RAM: cached values
+        include the loaded models (several GB), and a budget smaller than a checkpoint would
+        mean reloading it for every prompt.
+        """
         if self.cache_ram_gb is not None:
             return int(self.cache_ram_gb * GIB)
-        if available_ram is None:
+        if available_ram is None or total_ram is None:
             import psutil
 
-            available_ram = int(psutil.virtual_memory().available)
-        return max(int(available_ram * 0.4), 512 * 1024 * 1024)
+            memory = psutil.virtual_memory()
+            available_ram = int(memory.available) if available_ram is None else available_ram
+            total_ram = int(memory.total) if total_ram is None else total_ram
+        return max(min(int(available_ram * 0.8), total_ram // 2), 512 * 1024 * 1024)
 
 
 def _gigabytes(text: str) -> float:
@@ -99,7 +106,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     cache = parser.add_argument_group("caching")
     mode = cache.add_mutually_exclusive_group()
     mode.add_argument("--cache-ram", dest="cache_ram_gb", type=_gigabytes, default=None, metavar="GB",
-                      help="RAM budget for cached node outputs (default: 40%% of free RAM at start)")
+                      help="RAM budget for cached node outputs, models included (default: 80%% of the "
+                           "free RAM at start, at most half of all RAM)")
     mode.add_argument("--cache-none", action="store_true",
                       help="keep no node outputs between prompts (less RAM, more recomputation)")
     cache.add_argument("--debug-mutation-check", action="store_true",
