@@ -34,12 +34,12 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from diffusion.checkpoint.arch import UNET_PREFIX, VAE_PREFIX, full_size_unet_config  # noqa: E402
-from diffusion.checkpoint.loader import build_meta_unet, build_meta_vae  # noqa: E402
-from diffusion.memory import ModelManager  # noqa: E402
-from diffusion.models.unet import UNetModel  # noqa: E402
+from diffusion.checkpoint.arch import UNET_PREFIX, VAE_PREFIX, full_size_unet_config
+from diffusion.checkpoint.loader import build_meta_unet, build_meta_vae
+from diffusion.memory import ModelManager
+from diffusion.models.unet import UNetModel
 
 
 def random_weights(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -75,7 +75,9 @@ def build_models() -> tuple[UNetModel, torch.nn.Module]:
         "cross_attention_dim": 768,
         "attention_head_dim": 8,
     }
-    converted = convert_ldm_unet_checkpoint({UNET_PREFIX + k: v for k, v in ours.state_dict().items()}, diffusers_config)
+    converted = convert_ldm_unet_checkpoint(
+        {UNET_PREFIX + k: v for k, v in ours.state_dict().items()}, diffusers_config
+    )
     with torch.device("meta"):
         reference = UNet2DConditionModel(**diffusers_config)
     reference.load_state_dict(converted, strict=True, assign=True)
@@ -93,8 +95,8 @@ def cfg_inputs(size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tenso
 def time_steps(ours, reference, size: int, dtype: torch.dtype, repeats: int) -> dict[str, float]:
     """Warm both (oneDNN builds its kernels on first use), then time them interleaved."""
     x, t, context = cfg_inputs(size, dtype)
-    run_ours = lambda: ours(x, t, context)  # noqa: E731
-    run_ref = lambda: reference(x, t, encoder_hidden_states=context).sample  # noqa: E731
+    run_ours = lambda: ours(x, t, context)
+    run_ref = lambda: reference(x, t, encoder_hidden_states=context).sample
     times: dict[str, list[float]] = {"ours": [], "diffusers": []}
     with torch.no_grad():
         out_ours, out_ref = run_ours(), run_ref()
@@ -122,7 +124,9 @@ def write_fp16_checkpoint(path: Path, unet: UNetModel) -> int:
     clip_l = EncoderArch("clip_l", width=768, layers=12, heads=12, ffn=3072, hidden_act="quick_gelu")
     generator = torch.Generator().manual_seed(2)
     for name, shape in canonical_key_shapes(clip_l).items():
-        state["cond_stage_model.transformer.text_model." + name] = (0.02 * torch.randn(shape, generator=generator)).half()
+        state["cond_stage_model.transformer.text_model." + name] = (
+            0.02 * torch.randn(shape, generator=generator)
+        ).half()
     save_file(state, str(path))
     del state, vae
     gc.collect()
@@ -176,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    result: dict[str, object] = {"threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_count": os.cpu_count()}
+    result: dict[str, object] = {
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+    }
     ours, reference = build_models()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -191,11 +199,16 @@ def main(argv: list[str] | None = None) -> int:
                 result[f"{key}_diffusers_s"] = round(figures["diffusers"], 3)
                 result[f"{key}_ours_vs_diffusers"] = round(figures["ours"] / figures["diffusers"], 3)
                 result[f"{key}_max_abs_diff"] = figures["max_abs_diff"]
-                print(f"{key}: ours {figures['ours']:.2f} s, diffusers {figures['diffusers']:.2f} s, "
-                      f"max |diff| {figures['max_abs_diff']:.2e} (output std {figures['output_std']:.2f})", flush=True)
+                print(
+                    f"{key}: ours {figures['ours']:.2f} s, diffusers {figures['diffusers']:.2f} s, "
+                    f"max |diff| {figures['max_abs_diff']:.2e} (output std {figures['output_std']:.2f})",
+                    flush=True,
+                )
         for size in sizes:
             if f"fp32_{size}_ours_s" in result and f"bf16_{size}_ours_s" in result:
-                result[f"bf16_vs_fp32_{size}"] = round(result[f"bf16_{size}_ours_s"] / result[f"fp32_{size}_ours_s"], 3)
+                result[f"bf16_vs_fp32_{size}"] = round(
+                    result[f"bf16_{size}_ours_s"] / result[f"fp32_{size}_ours_s"], 3
+                )
     ours.float()
     del reference
     gc.collect()

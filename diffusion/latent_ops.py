@@ -58,7 +58,9 @@ def bislerp(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return x.to(samples.dtype)
 
 
-def resize_samples(samples: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled") -> torch.Tensor:
+def resize_samples(
+    samples: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled"
+) -> torch.Tensor:
     """Resize ``[B,C,h,w]`` to ``height×width`` cells; ``crop="center"`` first crops to the new aspect."""
     if method not in UPSCALE_METHODS:
         raise ValueError(f"upscale_method must be one of {UPSCALE_METHODS}, not {method!r}")
@@ -79,12 +81,16 @@ def resize_samples(samples: torch.Tensor, width: int, height: int, method: str, 
             samples = samples[..., y0 : y0 + keep, :]
     if method == "bislerp":
         return bislerp(samples, width, height)
-    mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area", "bicubic": "bicubic"}[method]
+    mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area", "bicubic": "bicubic"}[
+        method
+    ]
     kwargs: dict[str, Any] = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
     return F.interpolate(samples.float(), size=(height, width), mode=mode, **kwargs).to(samples.dtype)
 
 
-def upscale(latent: dict, method: str, width: int, height: int, crop: str = "disabled", downscale: int = 8) -> dict:
+def upscale(
+    latent: dict, method: str, width: int, height: int, crop: str = "disabled", downscale: int = 8
+) -> dict:
     """LatentUpscale: ``width``/``height`` in pixels; 0 keeps the aspect ratio from the other side."""
     samples = latent["samples"]
     old_h, old_w = samples.shape[-2:]
@@ -131,7 +137,9 @@ def from_batch(latent: dict, batch_index: int, length: int) -> dict:
                 mask = mask.repeat(math.ceil(batch / mask.shape[0]), *([1] * (mask.ndim - 1)))[:batch]
             out["noise_mask"] = mask[start : start + length].clone()
     indices = latent.get("batch_index")
-    out["batch_index"] = list(indices[start : start + length]) if indices else list(range(start, start + length))
+    out["batch_index"] = (
+        list(indices[start : start + length]) if indices else list(range(start, start + length))
+    )
     return out
 
 
@@ -162,7 +170,9 @@ LATENT_VERSION_KEY = "latent_format_version_0"
 LATENT_FORMAT_METADATA = "latentgraph.latent_format"
 
 
-def save_latent_file(path, samples: torch.Tensor, scale_factor: float, format_name: str, metadata: dict[str, str]) -> None:
+def save_latent_file(
+    path, samples: torch.Tensor, scale_factor: float, format_name: str, metadata: dict[str, str]
+) -> None:
     """Write scaled ``samples`` as a ComfyUI-compatible ``.latent`` file (unscaled on disk)."""
     from safetensors.torch import save_file
 
@@ -173,7 +183,9 @@ def save_latent_file(path, samples: torch.Tensor, scale_factor: float, format_na
     save_file(tensors, str(path), metadata={**metadata, LATENT_FORMAT_METADATA: format_name})
 
 
-def load_latent_file(path, default_scale: float, scale_for_format: dict[str, float]) -> tuple[torch.Tensor, str | None]:
+def load_latent_file(
+    path, default_scale: float, scale_for_format: dict[str, float]
+) -> tuple[torch.Tensor, str | None]:
     """Read a ``.latent`` file → (scaled samples, latent-format name if the file records one)."""
     from safetensors import safe_open
 

@@ -8,8 +8,9 @@ weights just before a call, with the originals backed up so another clone can re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -68,7 +69,9 @@ class _SharedUNet:
             weight = params[patch.key]
             if patch.key not in self.backups:
                 self.backups[patch.key] = weight.detach().to("cpu", copy=True)
-            merged = weight.float() + patch.strength * patch.delta(weight.float()).to(weight.device, torch.float32)
+            merged = weight.float() + patch.strength * patch.delta(weight.float()).to(
+                weight.device, torch.float32
+            )
             weight.copy_(merged.to(weight.dtype))
         self.applied = patches
 
@@ -223,7 +226,13 @@ class ModelHandle:
         w = cond_dict.get("width", width)
         h = cond_dict.get("height", height)
         if self.family == "sdxl-refiner":
-            scalars = [h, w, cond_dict.get("crop_h", 0), cond_dict.get("crop_w", 0), cond_dict.get("aesthetic_score", 6.0)]
+            scalars = [
+                h,
+                w,
+                cond_dict.get("crop_h", 0),
+                cond_dict.get("crop_w", 0),
+                cond_dict.get("aesthetic_score", 6.0),
+            ]
         else:
             scalars = [
                 h,
@@ -240,7 +249,9 @@ class ModelHandle:
         pooled = pooled.float().reshape(-1, pooled.shape[-1])
         if pooled.shape[-1] != pooled_width:
             raise ValueError(f"pooled_output has width {pooled.shape[-1]}, this model expects {pooled_width}")
-        sizes = timestep_embedding(torch.tensor(scalars, dtype=torch.float32), ADM_SCALAR_WIDTH).reshape(1, -1)
+        sizes = timestep_embedding(torch.tensor(scalars, dtype=torch.float32), ADM_SCALAR_WIDTH).reshape(
+            1, -1
+        )
         if pooled.shape[0] not in (1, batch):
             pooled = pooled[:1]
         pooled = pooled.expand(batch, -1)

@@ -6,8 +6,8 @@ fit (estimated up front, or an out-of-memory error caught) falls back to tiles a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -74,7 +74,9 @@ def tiled_apply(
     for y0 in ys:
         for x0 in xs:
             th, tw = min(tile, cells_h - y0), min(tile, cells_w - x0)
-            piece = x[:, :, y0 * in_per_cell : (y0 + th) * in_per_cell, x0 * in_per_cell : (x0 + tw) * in_per_cell]
+            piece = x[
+                :, :, y0 * in_per_cell : (y0 + th) * in_per_cell, x0 * in_per_cell : (x0 + tw) * in_per_cell
+            ]
             out = fn(piece).float()
             if output is None:
                 output = torch.zeros(batch, out.shape[1], cells_h * out_per_cell, cells_w * out_per_cell)
@@ -93,7 +95,9 @@ def tiled_apply(
 class VAEHandle:
     """The VAE value: pixels ``[B,H,W,C]`` in 0..1 ⇄ scaled latents ``[B,4,H/8,W/8]``."""
 
-    def __init__(self, model: AutoencoderKL, manager: ModelManager, latent_format: LatentFormat, name: str = "") -> None:
+    def __init__(
+        self, model: AutoencoderKL, manager: ModelManager, latent_format: LatentFormat, name: str = ""
+    ) -> None:
         self.model = model
         self.manager = manager
         self.latent_format = latent_format
@@ -142,7 +146,7 @@ class VAEHandle:
             return self.decode_tiled(latent, plan.tile * self.downscale, 8 * self.downscale)
         try:
             return torch.cat([self._decode(chunk) for chunk in latent.split(plan.batch_chunk)])
-        except Exception as exc:  # noqa: BLE001 - re-raised unless it is an allocator failure
+        except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             return self.decode_tiled(latent, 64 * self.downscale, 8 * self.downscale)
@@ -155,7 +159,7 @@ class VAEHandle:
             return self.encode_tiled(pixels, plan.tile * self.downscale, 8 * self.downscale)
         try:
             return torch.cat([self._encode(chunk) for chunk in pixels.split(plan.batch_chunk)])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             return self.encode_tiled(pixels, 64 * self.downscale, 8 * self.downscale)
@@ -224,7 +228,9 @@ class VAEHandle:
         h = pixels.shape[1] // self.downscale * self.downscale
         w = pixels.shape[2] // self.downscale * self.downscale
         if h == 0 or w == 0:
-            raise ValueError(f"image of {pixels.shape[1]}×{pixels.shape[2]} is smaller than {self.downscale} px")
+            raise ValueError(
+                f"image of {pixels.shape[1]}×{pixels.shape[2]} is smaller than {self.downscale} px"
+            )
         if (h, w) != pixels.shape[1:3]:
             top, left = (pixels.shape[1] - h) // 2, (pixels.shape[2] - w) // 2
             pixels = pixels[:, top : top + h, left : left + w]

@@ -214,7 +214,10 @@ class SaveLatent:
     @classmethod
     def INPUT_TYPES(cls):
         return {
-            "required": {"samples": ("LATENT",), "filename_prefix": ("STRING", {"default": "latents/ComfyUI"})},
+            "required": {
+                "samples": ("LATENT",),
+                "filename_prefix": ("STRING", {"default": "latents/ComfyUI"}),
+            },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
@@ -233,7 +236,9 @@ class SaveLatent:
             for key, value in (extra_pnginfo or {}).items():
                 metadata[key] = json.dumps(value)
         latent_format = LATENT_FORMATS.get(samples.get("latent_format", SD15.name), SD15)
-        latent_ops.save_latent_file(path, samples["samples"], latent_format.scale_factor, latent_format.name, metadata)
+        latent_ops.save_latent_file(
+            path, samples["samples"], latent_format.scale_factor, latent_format.name, metadata
+        )
         return {"ui": {"latents": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}}
 
 

@@ -43,7 +43,9 @@ class CheckpointLoaderSimple:
     )
     FUNCTION = "load_checkpoint"
     CATEGORY = "loaders"
-    DESCRIPTION = "Loads an SD1.x / SD2.x / SDXL checkpoint; family and prediction type are detected from the file."
+    DESCRIPTION = (
+        "Loads an SD1.x / SD2.x / SDXL checkpoint; family and prediction type are detected from the file."
+    )
 
     def load_checkpoint(self, ckpt_name):
         loaded = load_checkpoint(_resolve("checkpoints", ckpt_name), _manager())
@@ -94,7 +96,11 @@ class UNETLoader:
     def load_unet(self, unet_name, weight_dtype="default"):
         if weight_dtype != "default":
             # fp8 storage saves memory only; results equal the default dtype, which we use instead.
-            log.warning("weight_dtype %s is not supported yet; loading %s in the default dtype", weight_dtype, unet_name)
+            log.warning(
+                "weight_dtype %s is not supported yet; loading %s in the default dtype",
+                weight_dtype,
+                unet_name,
+            )
         return (load_unet_file(_resolve("diffusion_models", unet_name), _manager()),)
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from diffusion.checkpoint.tiny import VARIANTS, write_tiny_checkpoint  # noqa: E402
+from diffusion.checkpoint.tiny import VARIANTS, write_tiny_checkpoint
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

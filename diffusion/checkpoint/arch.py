@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetConfig
+from diffusion.models.unet import UNetConfig
 from diffusion.models.vae import VAEConfig
 
 Family = Literal["sd1", "sd2", "sdxl", "sdxl-refiner"]

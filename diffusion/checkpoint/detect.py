@@ -14,7 +14,6 @@ from typing import Any, Literal
 import torch
 
 from diffusion.checkpoint.arch import (
-    ADM_SCALAR_WIDTH,
     ADM_SCALARS,
     FAMILIES,
     HEAD_DEFAULTS,
@@ -23,7 +22,7 @@ from diffusion.checkpoint.arch import (
     Family,
 )
 from diffusion.checkpoint.errors import CheckpointError
-from diffusion.models.unet import UNetConfig
+from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetConfig
 from diffusion.models.vae import VAEConfig
 
 Prediction = Literal["eps", "v_prediction"]
@@ -54,7 +53,9 @@ def sub_state_dict(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str
     return {key[cut:]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
-_TRANSFORMER_BLOCK = re.compile(r"^(input_blocks|output_blocks|middle_block)\.(\d+)\.?(\d+)?\.transformer_blocks\.(\d+)\.")
+_TRANSFORMER_BLOCK = re.compile(
+    r"^(input_blocks|output_blocks|middle_block)\.(\d+)\.?(\d+)?\.transformer_blocks\.(\d+)\."
+)
 
 
 def _transformer_depths(keys: list[str]) -> dict[tuple[str, int], int]:
@@ -70,7 +71,9 @@ def _transformer_depths(keys: list[str]) -> dict[tuple[str, int], int]:
     return depths
 
 
-def infer_unet_config(unet: dict[str, torch.Tensor], heads: dict[str, int], upcast: bool = False) -> UNetConfig:
+def infer_unet_config(
+    unet: dict[str, torch.Tensor], heads: dict[str, int], upcast: bool = False
+) -> UNetConfig:
     """Read an LDM UNet's architecture from its (prefix-less) tensors."""
     try:
         conv_in = unet["input_blocks.0.0.weight"]
@@ -174,7 +177,9 @@ def detect_family(unet: UNetConfig, state_dict: dict[str, torch.Tensor]) -> Fami
     elif levels == 4 and first_level_attends:
         family = "sd2" if unet.use_linear_in_transformer else "sd1"
     else:
-        raise CheckpointError(f"unrecognised UNet structure: {levels} levels, depths {unet.transformer_depth}")
+        raise CheckpointError(
+            f"unrecognised UNet structure: {levels} levels, depths {unet.transformer_depth}"
+        )
 
     present = [fam for fam in FAMILIES if any(k.startswith(TEXT_PREFIXES[fam]) for k in state_dict)]
     # SDXL's CLIP-L prefix shares nothing with the others; SD1/SD2 prefixes are distinct as well.
@@ -194,7 +199,11 @@ def head_config(family: Family, arch: dict[str, Any]) -> dict[str, int]:
 
 
 def detect_prediction(
-    family: Family, unet_sd: dict[str, torch.Tensor], state_dict: dict[str, torch.Tensor], arch: dict[str, Any], inpaint: bool
+    family: Family,
+    unet_sd: dict[str, torch.Tensor],
+    state_dict: dict[str, torch.Tensor],
+    arch: dict[str, Any],
+    inpaint: bool,
 ) -> tuple[Prediction, str]:
     """Prediction type and where it came from: metadata, a marker key, the SD2 heuristic, or default."""
     if arch.get("prediction") in ("eps", "v_prediction"):

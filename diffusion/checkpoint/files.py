@@ -72,7 +72,9 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     elif suffix in PICKLE_SUFFIXES:
         tensors, metadata = _read_pickle(path), {}
     else:
-        raise CheckpointError(f"unsupported model file type {suffix!r} ({path.name}); use .safetensors or .ckpt")
+        raise CheckpointError(
+            f"unsupported model file type {suffix!r} ({path.name}); use .safetensors or .ckpt"
+        )
     return _drop_training_state(tensors), metadata
 
 
@@ -127,7 +129,7 @@ def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
             f"{path.name} needs arbitrary code to unpickle and was refused for safety; "
             "convert it to .safetensors with a trusted tool"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt archives
+    except Exception as exc:
         raise CheckpointError(f"cannot read {path.name}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path.name} holds a {type(loaded).__name__}, not a state dict")

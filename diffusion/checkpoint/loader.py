@@ -52,11 +52,15 @@ def adopt_state_dict(module: nn.Module, state_dict: dict[str, torch.Tensor], wha
     module.requires_grad_(False)
 
 
-def _cast(state_dict: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+def _cast(
+    state_dict: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device
+) -> dict[str, torch.Tensor]:
     return {key: value.to(device=device, dtype=dtype) for key, value in state_dict.items()}
 
 
-def build_unet(config: UNetConfig, unet_sd: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device) -> UNetModel:
+def build_unet(
+    config: UNetConfig, unet_sd: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device
+) -> UNetModel:
     """A UNetModel holding ``unet_sd`` (prefix-less LDM keys) in ``dtype`` on ``device``."""
     with torch.device("meta"):
         unet = UNetModel(config)
@@ -141,12 +145,16 @@ def load_checkpoint(
     )
     vae = None
     if vae_sd:
-        vae = VAEHandle(build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, latent_format, path.name)
+        vae = VAEHandle(
+            build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, latent_format, path.name
+        )
     clip = _load_clip(state_dict, info.family, arch, manager) if load_clip else None
     return LoadedCheckpoint(model, clip, vae, info)
 
 
-def load_unet_file(path: str | Path, manager: ModelManager, overrides: dict[str, Any] | None = None) -> ModelHandle:
+def load_unet_file(
+    path: str | Path, manager: ModelManager, overrides: dict[str, Any] | None = None
+) -> ModelHandle:
     """A UNet-only file (LDM keys, bare or under ``model.diffusion_model.``) as a MODEL."""
     path = Path(path)
     state_dict, metadata = read_state_dict(path)
@@ -154,7 +162,9 @@ def load_unet_file(path: str | Path, manager: ModelManager, overrides: dict[str,
     unet_sd = sub_state_dict(state_dict, UNET_PREFIX) or state_dict
     if "input_blocks.0.0.weight" not in unet_sd:
         if "conv_in.weight" in unet_sd:
-            raise CheckpointError(f"{path.name} is a diffusers-layout UNet; only the original LDM layout is supported")
+            raise CheckpointError(
+                f"{path.name} is a diffusers-layout UNet; only the original LDM layout is supported"
+            )
         raise CheckpointError(f"{path.name} is not an SD UNet (no input_blocks.0.0.weight)")
     info = detect(state_dict, unet_sd, None, arch, overrides)
     unet = build_unet(info.unet, unet_sd, manager.unet_dtype(), manager.storage_device)
@@ -168,7 +178,9 @@ def load_unet_file(path: str | Path, manager: ModelManager, overrides: dict[str,
     )
 
 
-def load_vae_file(path: str | Path, manager: ModelManager, latent_format: LatentFormat | None = None) -> VAEHandle:
+def load_vae_file(
+    path: str | Path, manager: ModelManager, latent_format: LatentFormat | None = None
+) -> VAEHandle:
     """A standalone VAE file (LDM keys, bare or under ``first_stage_model.``) as a VAE.
 
     VAE files do not say which family they belong to and the SD1 and SDXL VAEs have identical
@@ -180,7 +192,9 @@ def load_vae_file(path: str | Path, manager: ModelManager, latent_format: Latent
     vae_sd = sub_state_dict(state_dict, VAE_PREFIX) or state_dict
     if "encoder.conv_in.weight" not in vae_sd:
         if "encoder.down_blocks.0.resnets.0.conv1.weight" in vae_sd:
-            raise CheckpointError(f"{path.name} is a diffusers-layout VAE; only the original LDM layout is supported")
+            raise CheckpointError(
+                f"{path.name} is a diffusers-layout VAE; only the original LDM layout is supported"
+            )
         raise CheckpointError(f"{path.name} is not an SD VAE (no encoder.conv_in.weight)")
     if latent_format is None:
         family = parse_arch_metadata(metadata).get("family")

@@ -87,7 +87,9 @@ def _text_state_dict(family: Family, seed: int) -> tuple[dict[str, torch.Tensor]
         text_tiny = importlib.import_module("diffusion.text.tiny")
     except ImportError:
         return {}, {}
-    return dict(text_tiny.tiny_text_encoder_state_dict(family, seed)), dict(text_tiny.tiny_text_arch_overrides(family))
+    return dict(text_tiny.tiny_text_encoder_state_dict(family, seed)), dict(
+        text_tiny.tiny_text_arch_overrides(family)
+    )
 
 
 def tiny_checkpoint_state_dict(
@@ -111,14 +113,29 @@ def tiny_checkpoint_state_dict(
         state.update(text_state)
     if prediction == "v_prediction":
         state["v_pred"] = torch.zeros(0)
-    heads = {"num_heads": config.num_heads} if config.num_heads > 0 else {"num_head_channels": config.num_head_channels}
-    arch: dict[str, Any] = {"family": family, "variant": variant, "prediction": prediction, "tiny": True, "unet": heads}
+    heads = (
+        {"num_heads": config.num_heads}
+        if config.num_heads > 0
+        else {"num_head_channels": config.num_head_channels}
+    )
+    arch: dict[str, Any] = {
+        "family": family,
+        "variant": variant,
+        "prediction": prediction,
+        "tiny": True,
+        "unet": heads,
+    }
     arch.update(text_arch)
     return state, {"latentgraph.arch": json.dumps(arch, sort_keys=True)}
 
 
 def write_tiny_checkpoint(
-    path: str | Path, variant: str, seed: int = 0, *, dtype: torch.dtype = torch.float32, include_text: bool = True
+    path: str | Path,
+    variant: str,
+    seed: int = 0,
+    *,
+    dtype: torch.dtype = torch.float32,
+    include_text: bool = True,
 ) -> Path:
     """Write a tiny ``.safetensors`` checkpoint and return its path."""
     path = Path(path)

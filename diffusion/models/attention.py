@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, upcast: bool = False) -> torch.Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, upcast: bool = False
+) -> torch.Tensor:
     """Multi-head attention on ``[B, N, heads*d]`` tensors, returning ``[B, N, heads*d]``.
 
     ``upcast`` runs the product in fp32 when the inputs are fp16: SD2 was trained with fp32

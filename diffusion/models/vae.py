@@ -71,7 +71,10 @@ class AttnBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
         h = self.norm(x)
-        q, k, v = (conv(h).reshape(batch, 1, channels, height * width).transpose(2, 3) for conv in (self.q, self.k, self.v))
+        q, k, v = (
+            conv(h).reshape(batch, 1, channels, height * width).transpose(2, 3)
+            for conv in (self.q, self.k, self.v)
+        )
         h = F.scaled_dot_product_attention(q, k, v)
         h = h.transpose(2, 3).reshape(batch, channels, height, width)
         return x + self.proj_out(h)

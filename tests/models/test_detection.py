@@ -50,11 +50,17 @@ def test_v_pred_marker_without_metadata_means_v_prediction(tmp_path, cpu_manager
 
 def test_prediction_override_wins(tiny_checkpoint, cpu_manager):
     loaded = load_checkpoint(
-        tiny_checkpoint("sd2-v", text=False), cpu_manager, load_clip=False, load_vae=False, overrides={"prediction": "eps"}
+        tiny_checkpoint("sd2-v", text=False),
+        cpu_manager,
+        load_clip=False,
+        load_vae=False,
+        overrides={"prediction": "eps"},
     )
     assert loaded.model.sampling_config.prediction == "eps"
     with pytest.raises(CheckpointError, match="prediction"):
-        load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager, load_clip=False, overrides={"prediction": "x0"})
+        load_checkpoint(
+            tiny_checkpoint("sd1", text=False), cpu_manager, load_clip=False, overrides={"prediction": "x0"}
+        )
 
 
 def test_sd2_heuristic_reads_the_norm_bias_spread(tiny_checkpoint):
@@ -69,7 +75,9 @@ def test_sd2_heuristic_reads_the_norm_bias_spread(tiny_checkpoint):
 
 
 def test_heads_come_from_metadata_not_family_default(tiny_checkpoint, cpu_manager):
-    loaded = load_checkpoint(tiny_checkpoint("sdxl", text=False), cpu_manager, load_clip=False, load_vae=False)
+    loaded = load_checkpoint(
+        tiny_checkpoint("sdxl", text=False), cpu_manager, load_clip=False, load_vae=False
+    )
     assert loaded.info.unet.num_head_channels == 8
     assert loaded.info.unet.context_dim == 96
     assert loaded.info.unet.adm_in_channels == 64 + 6 * 256

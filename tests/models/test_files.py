@@ -46,7 +46,11 @@ def test_safetensors_tensors_are_views_into_one_mapping(tiny_checkpoint):
     path = tiny_checkpoint("sd1", text=False)
     state, metadata = read_state_dict(path)
     assert "latentgraph.arch" in metadata
-    keys = ["model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.decoder.conv_out.weight", "model.diffusion_model.out.2.bias"]
+    keys = [
+        "model.diffusion_model.input_blocks.0.0.weight",
+        "first_stage_model.decoder.conv_out.weight",
+        "model.diffusion_model.out.2.bias",
+    ]
     _assert_mapped({k: state[k] for k in keys}, _file_offsets(path))
 
 
@@ -85,7 +89,11 @@ def test_pickle_that_runs_code_is_refused_and_never_executed(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "too short"), (b"\xff" * 8 + b"junk", "bad header"), (b"\x05\x00\x00\x00\x00\x00\x00\x00{oops", "header")],
+    [
+        (b"", "too short"),
+        (b"\xff" * 8 + b"junk", "bad header"),
+        (b"\x05\x00\x00\x00\x00\x00\x00\x00{oops", "header"),
+    ],
 )
 def test_corrupt_safetensors_give_clear_errors(tmp_path, content, message):
     path = tmp_path / "broken.safetensors"

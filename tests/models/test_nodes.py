@@ -28,7 +28,9 @@ def services(tmp_path):
 def test_node_modules_register_with_the_engine():
     registry = NodeRegistry()
     for module in (latent_nodes, loader_nodes):
-        registry.register_mappings(module.NODE_CLASS_MAPPINGS, module.NODE_DISPLAY_NAME_MAPPINGS, module.__name__)
+        registry.register_mappings(
+            module.NODE_CLASS_MAPPINGS, module.NODE_DISPLAY_NAME_MAPPINGS, module.__name__
+        )
     assert not registry.problems
     info = registry.object_info_for("EmptyLatentImage")
     assert info["input"]["required"]["width"][1]["default"] == 512
@@ -61,10 +63,22 @@ def test_vae_and_unet_loaders_read_component_files(services, tiny_checkpoint):
     from diffusion.checkpoint.files import read_state_dict
 
     state, metadata = read_state_dict(tiny_checkpoint("sdxl", text=False))
-    vae_sd = {k.removeprefix("first_stage_model."): v for k, v in state.items() if k.startswith("first_stage_model.")}
+    vae_sd = {
+        k.removeprefix("first_stage_model."): v
+        for k, v in state.items()
+        if k.startswith("first_stage_model.")
+    }
     save_file(vae_sd, str(services.paths.models_directory / "vae" / "sdxl_vae.safetensors"))
-    unet_sd = {k.removeprefix("model.diffusion_model."): v for k, v in state.items() if k.startswith("model.diffusion")}
-    save_file(unet_sd, str(services.paths.get_folder_paths("diffusion_models")[0] / "unet.safetensors"), metadata=metadata)
+    unet_sd = {
+        k.removeprefix("model.diffusion_model."): v
+        for k, v in state.items()
+        if k.startswith("model.diffusion")
+    }
+    save_file(
+        unet_sd,
+        str(services.paths.get_folder_paths("diffusion_models")[0] / "unet.safetensors"),
+        metadata=metadata,
+    )
     (vae,) = loader_nodes.VAELoader().load_vae("sdxl_vae.safetensors")
     assert vae.latent_format.name == "sdxl"
     (model,) = loader_nodes.UNETLoader().load_unet("unet.safetensors", "default")
@@ -117,7 +131,9 @@ def test_bislerp_keeps_latent_vector_norms_between_neighbours():
 def test_save_latent_then_load_latent_round_trips(services):
     samples = torch.randn(2, 4, 8, 8)
     latent = {"samples": samples, "latent_format": "sdxl"}
-    result = latent_nodes.SaveLatent().save(latent, "latents/test", prompt={"1": {}}, extra_pnginfo={"workflow": {}})
+    result = latent_nodes.SaveLatent().save(
+        latent, "latents/test", prompt={"1": {}}, extra_pnginfo={"workflow": {}}
+    )
     entry = result["ui"]["latents"][0]
     assert entry == {"filename": "test_00001_.latent", "subfolder": "latents", "type": "output"}
     saved = services.paths.output_directory / "latents" / entry["filename"]
@@ -133,6 +149,6 @@ def test_save_latent_then_load_latent_round_trips(services):
     assert latent_nodes.LoadLatent.INPUT_TYPES()["required"]["latent"][0] == ["in.latent"]
     (loaded,) = latent_nodes.LoadLatent().load("in.latent")
     assert torch.allclose(loaded["samples"], samples, atol=1e-6)
-    assert latent_nodes.LoadLatent.VALIDATE_INPUTS("../x.latent") != True  # noqa: E712
+    assert latent_nodes.LoadLatent.VALIDATE_INPUTS("../x.latent") != True
     with pytest.raises(PathEscapeError):
         latent_nodes.SaveLatent().save(latent, "../outside/x")
