@@ -94,7 +94,7 @@ class Executor:
         self.mutation_check = (bool(services.settings.get("debug_mutation_check", False))
                                if mutation_check is None else mutation_check)
         self._instances: OrderedDict[tuple[str, str], Any] = OrderedDict()
-        self._fingerprints: OrderedDict[str, _Fingerprint] = OrderedDict()
+        self._fingerprints: dict[str, _Fingerprint] = {}  # last fingerprint per node id
         self._lock = threading.Lock()
 
     def execute(self, prompt: dict[str, Any], prompt_id: str, listener: ExecutionListener | None = None,
@@ -118,11 +118,13 @@ class Executor:
             self._instances.move_to_end(key)
         return instance
 
-    def _remember(self, node_id: str, fingerprint: _Fingerprint) -> None:
-        self._fingerprints[node_id] = fingerprint
-        self._fingerprints.move_to_end(node_id)
-        if len(self._fingerprints) > _FINGERPRINT_MEMORY:
-            self._fingerprints.popitem(last=False)
+    def _remember(self, fingerprints: dict[str, _Fingerprint]) -> None:
+        """Record the fingerprints of the nodes a prompt ran or served, to explain the next run."""
+        memory = self._fingerprints
+        memory.update(fingerprints)
+        if len(memory) > _FINGERPRINT_MEMORY:  # forget the oldest ids (insertion order)
+            for node_id in list(memory)[: len(memory) - _FINGERPRINT_MEMORY]:
+                del memory[node_id]
 
     def reset(self) -> None:
         """Forget cached outputs, node instances and fingerprints (ComfyUI's free_memory)."""
@@ -158,6 +160,7 @@ class _PromptRun:
         self.results: dict[str, list[list[Any]]] = {}
         self.local_by_key: dict[bytes, tuple[list[list[Any]], dict[str, Any] | None]] = {}
         self.cached_entries: dict[str, Any] = {}
+        self.seen: list[str] = []  # nodes that ran or were served, in order
         self.consumers: dict[bytes, int] | None = None  # uses left per key, with --cache-none only
         self.holders: dict[bytes, list[str]] = {}
         self.pending: dict[str, int] = {}
@@ -232,6 +235,8 @@ class _PromptRun:
                 self._message("execution_success", {"prompt_id": self.prompt_id, "timestamp": _timestamp()})
         except _Stop as stop:
             self.outcome.status = stop.status
+        finally:
+            self.executor._remember({node_id: self.fingerprints[node_id] for node_id in self.seen})
         return self.outcome
 
     def _validation_failed(self, validation: ValidationResult) -> None:
@@ -377,7 +382,7 @@ class _PromptRun:
         self.results[node_id] = outputs
         self.outcome.executed.append(node_id)
         self._report(node_id, "cached", "cached")
-        self.executor._remember(node_id, self.fingerprints[node_id])
+        self.seen.append(node_id)
         if node_id in self.targets:
             if ui:
                 self.outcome.outputs[node_id] = ui
@@ -395,13 +400,13 @@ class _PromptRun:
 
     def _add(self, root: str) -> None:
         """Schedule `root` and the uncached sources it needs (iterative: deep chains are fine)."""
-        stack = [root]
         results, pending = self.results, self.pending
-        while stack:
+        if root in results or root in pending or self._resolve_cached(root):
+            return
+        stack = [root]
+        while stack:  # nodes pushed by _wait_for are known not to be cached
             node_id = stack.pop()
             if node_id in results or node_id in pending:
-                continue
-            if self._resolve_cached(node_id):
                 continue
             self._depend(node_id, self._strong_sources(node_id), stack)
 
@@ -561,7 +566,7 @@ class _PromptRun:
             self.cache.put(key, outputs, ui)
         else:
             self.cache.discard(key)  # blocked results depend on run-time decisions, not on the key
-        self.executor._remember(node_id, self.fingerprints[node_id])
+        self.seen.append(node_id)
         self.outcome.executed.append(node_id)
         self._report(node_id, "ran", reason)
         if ui:

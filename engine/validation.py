@@ -125,7 +125,7 @@ class _Checker:
         deps = []
         validator = definition.validate_inputs
         skip_type_check = validator is not None and "input_types" in validator.params
-        linked_types: dict[str, str] = {}
+        linked_types: dict[str, str] | None = {} if validator is not None else None
         for name, spec in definition.inputs.items():
             value = inputs.get(name, _MISSING)
             if value is _MISSING:
@@ -137,11 +137,12 @@ class _Checker:
                 source = self._check_link(node_id, name, spec, value, errors, skip_type_check)
                 if source is not None:
                     deps.append(source[0])
-                    linked_types[name] = source[1]
+                    if linked_types is not None:
+                        linked_types[name] = source[1]
                 continue
             self._check_constant(node_id, name, spec, value, errors, validator)
         if validator is not None and not errors:
-            self._run_validator(node_id, definition, inputs, linked_types, errors)
+            self._run_validator(node_id, definition, inputs, linked_types or {}, errors)
         self.errors[node_id] = errors
         self.deps[node_id] = deps
         return deps
