@@ -75,3 +75,39 @@ def test_ldm_key_names_are_the_checkpoint_names():
     assert "input_blocks.1.0.skip_connection.weight" not in keys
     sdxl = set(build_meta_unet(full_size_unet_config("sdxl")).state_dict())
     assert {"label_emb.0.0.weight", "label_emb.0.2.weight", "output_blocks.2.2.conv.weight"} <= sdxl
+
+
+@pytest.mark.parametrize(("family", "inpaint"), [(f, i) for f, i, _, _ in FULL_SIZE])
+def test_full_size_key_set_is_exactly_what_diffusers_converts_from_ldm(family, inpaint):
+    """diffusers' own LDM→diffusers map consumes every one of our keys and fills its whole model."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    config = full_size_unet_config(family, inpaint)
+    ours = {"model.diffusion_model." + k: v for k, v in build_meta_unet(config).state_dict().items()}
+    reference_config = diffusers_unet_config(config)
+    converted = convert_ldm_unet_checkpoint(ours, reference_config)
+    assert len(converted) == len(ours)
+    with torch.device("meta"):
+        reference = UNet2DConditionModel(**reference_config)
+    reference.load_state_dict(converted, strict=True, assign=True)
+
+
+def test_full_size_vae_key_set_is_what_diffusers_converts_from_ldm():
+    from diffusers import AutoencoderKL
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+    ours = {
+        "first_stage_model." + k: v for k, v in build_meta_vae(full_size_vae_config()).state_dict().items()
+    }
+    config = {
+        "block_out_channels": [128, 256, 512, 512],
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "layers_per_block": 2,
+        "latent_channels": 4,
+    }
+    converted = convert_ldm_vae_checkpoint(ours, config)
+    with torch.device("meta"):
+        reference = AutoencoderKL(**config)
+    reference.load_state_dict(converted, strict=True, assign=True)
