@@ -45,10 +45,6 @@ Chunk = list[tuple]
 EmbeddingResolver = Callable[[str, str], "torch.Tensor | None"]
 
 
-class EmbeddingNotFound(LookupError):
-    """A prompt names ``embedding:NAME`` that no embeddings folder holds."""
-
-
 def normalize_text(text: str) -> str:
     """open_clip's cleaning: ftfy, HTML unescape twice, whitespace collapse, lowercase."""
     import ftfy
