@@ -8,6 +8,7 @@ from diffusion.sampling.pipeline import (
     ksampler_sigmas,
     model_sampling_for,
     run_sampler,
+    sample,
     sample_custom,
 )
 from diffusion.sampling.samplers import SAMPLER_NAMES, SAMPLERS
@@ -26,5 +27,6 @@ __all__ = [
     "model_sampling_for",
     "model_sampling_from_config",
     "run_sampler",
+    "sample",
     "sample_custom",
 ]

@@ -180,6 +180,8 @@ def prepare_conds(
             if mask is None:
                 weight = _feather(weight, area, height, width)
         weight = weight * float(options.get("strength", 1.0))
+        if weight.shape[0] not in (1, batch):
+            weight = _repeat_to_batch(weight, batch)
         start = _percent(options, "timestep_start", "start_percent", 0.0)
         end = _percent(options, "timestep_end", "end_percent", 1.0)
         concat = None

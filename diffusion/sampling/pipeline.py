@@ -239,3 +239,7 @@ def sample_custom(
     out["samples"] = samples
     denoised["samples"] = samples if x0 is None else x0
     return out, denoised
+
+
+# The high-level entry point: sample a LATENT the way KSampler does.
+sample = common_ksampler

@@ -170,3 +170,9 @@ def test_control_objects_get_each_batch_and_their_residuals_reach_the_model():
     assert control.seen == [((2, 4, 16, 16), (2,), (2, 77, 8))]  # only the controlled entry's batch
     assert {"output"} in [set(c) for c in seen_controls if c is not None]
     assert len(model.calls) == 2  # different controls are never batched together
+
+
+def test_a_mask_batch_is_fitted_to_the_latent_batch():
+    masks = torch.ones(3, 16, 16)
+    out = _single(FakeModelHandle(), cond(1.0) + cond(2.0, mask=masks))
+    assert out.shape == X.shape and torch.isfinite(out).all()
