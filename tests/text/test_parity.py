@@ -111,3 +111,18 @@ def test_sdxl_context_is_clip_l_penultimate_without_ln_then_bigg():
     cond = clip.encode_from_tokens(clip.tokenize(text))
     assert cond.shape == (1, 77, 32 + 64)
     assert (cond[..., :32] - expected_l).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("family,prefix", [("sdxl", "conditioner.embedders.1.model."), ("sdxl-refiner", "conditioner.embedders.0.model.")])
+def test_bigg_key_conversion_equals_diffusers(family, prefix):
+    from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
+
+    from diffusion.text.convert import open_clip_to_canonical
+    from diffusion.text.model import build_text_model
+
+    state = tiny_text_encoder_state_dict(family, seed=1)
+    reference = convert_open_clip_checkpoint(build_text_model(TINY["clip_g"]), state, prefix=prefix)
+    reference = {k.removeprefix("text_model."): v for k, v in reference.items()}
+    ours = open_clip_to_canonical(state, prefix)
+    assert set(ours) == set(reference)
+    assert all(torch.equal(ours[k], reference[k]) for k in ours)
