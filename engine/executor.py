@@ -20,7 +20,7 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from engine import cachekeys
 from engine.blocker import ExecutionBlocker
@@ -57,12 +57,13 @@ class ExecutionOutcome:
         return self.status == "success"
 
 
-@dataclass(slots=True)
-class _Fingerprint:
+class _Fingerprint(NamedTuple):
+    """What went into a node's key, kept per node id to explain the next run."""
+
     class_type: str
     key: bytes
     is_changed: Any
-    tokens: dict[str, Any]
+    tokens: tuple[tuple[str, Any], ...]  # (input name, constant or (source key, slot))
 
 
 class _Stop(Exception):
@@ -262,24 +263,25 @@ class _PromptRun:
             node = self.prompt[node_id]
             definition = self.definitions[node["class_type"]]
             inputs = node["inputs"]
-            tokens: dict[str, Any] = {}
+            parts: list[tuple[str, Any]] = []
             for name in definition.inputs:
                 value = inputs.get(name, _MISSING)
                 if value is _MISSING:
                     continue
                 kind = type(value)
                 if kind is list:
-                    tokens[name] = (keys[value[0]], value[1])
+                    parts.append((name, (keys[value[0]], value[1])))
                 elif kind in atoms:
-                    tokens[name] = value
+                    parts.append((name, value))
                 else:
                     try:
-                        tokens[name] = cachekeys.canonical(value)
+                        parts.append((name, cachekeys.canonical(value)))
                     except cachekeys.Uncacheable:
-                        tokens[name] = cachekeys.never_equal()
+                        parts.append((name, cachekeys.never_equal()))
+            tokens = tuple(parts)
             changed = self._is_changed(node_id, definition, inputs) if definition.is_changed else None
             ident = node_id if (definition.not_idempotent or definition.has_unique_id) else None
-            key = cachekeys.digest((definition.name, ident, changed, tuple(tokens.items())))
+            key = cachekeys.digest((definition.name, ident, changed, tokens))
             keys[node_id] = key
             self.fingerprints[node_id] = _Fingerprint(definition.name, key, changed, tokens)
 
@@ -328,8 +330,9 @@ class _PromptRun:
             return "new"
         if before.is_changed != now.is_changed:
             return "IS_CHANGED changed"
-        changed = [name for name in dict.fromkeys([*now.tokens, *before.tokens])
-                   if now.tokens.get(name, _MISSING) != before.tokens.get(name, _MISSING)]
+        now_tokens, before_tokens = dict(now.tokens), dict(before.tokens)
+        changed = [name for name in dict.fromkeys([*now_tokens, *before_tokens])
+                   if now_tokens.get(name, _MISSING) != before_tokens.get(name, _MISSING)]
         if changed:
             return f"input {', '.join(changed)} changed"
         if not self.cache.enabled:

@@ -36,7 +36,9 @@ class ValidationResult:
     error: dict[str, Any] | None
     good_outputs: list[str]
     node_errors: dict[str, dict[str, Any]]
-    prompt: dict[str, dict[str, Any]] = field(default_factory=dict)  # coerced copy of the prompt
+    # the prompt with coerced values and normalised links; nodes it did not need to change share
+    # their inputs dict with the caller's prompt, so treat both as read-only
+    prompt: dict[str, dict[str, Any]] = field(default_factory=dict)
     definitions: dict[str, NodeDefinition] = field(default_factory=dict)  # class_type -> definition
     order: list[str] = field(default_factory=list)  # valid nodes, every node after its sources
 
@@ -112,6 +114,15 @@ class _Checker:
         self.definitions = definitions
         self.errors: dict[str, list[dict[str, Any]]] = {}
         self.deps: dict[str, list[str]] = {}
+        self._owned: set[str] = set()  # nodes whose inputs dict is already a private copy
+
+    def _set_input(self, node_id: str, name: str, value: Any) -> None:
+        """Write a normalised value without touching the caller's prompt (copy on first write)."""
+        node = self.prompt[node_id]
+        if node_id not in self._owned:
+            node["inputs"] = dict(node["inputs"])
+            self._owned.add(node_id)
+        node["inputs"][name] = value
 
     def check(self, node_id: str) -> list[str]:
         """Check one node's own inputs; returns the ids of the nodes it links to."""
@@ -188,15 +199,14 @@ class _Checker:
                                   "linked_node": value}))
             return None
         if value[0] is not source_id or value[1] is not slot:
-            self.prompt[node_id]["inputs"][name] = [source_id, slot]
+            self._set_input(node_id, name, [source_id, slot])
         return source_id, received
 
     def _check_constant(self, node_id: str, name: str, spec: InputSpec, value: Any, errors: list,
                         validator: Any) -> None:
-        inputs = self.prompt[node_id]["inputs"]
         if type(value) is dict and "__value__" in value:
             value = value["__value__"]
-            inputs[name] = value
+            self._set_input(node_id, name, value)
         coerce = _COERCE.get(spec.type)
         if coerce is not None:
             try:
@@ -209,7 +219,8 @@ class _Checker:
                                       "received_value": value, "exception_message": str(exc)}))
                 return
             if coerced is not value:
-                inputs[name] = value = coerced
+                self._set_input(node_id, name, coerced)
+                value = coerced
         if validator is not None and validator.accepts(name):
             return  # the node's own VALIDATE_INPUTS owns this input (ComfyUI rule)
         options = spec.options
@@ -305,7 +316,7 @@ def validate_prompt(prompt: Any, registry: NodeRegistry,
         if not isinstance(inputs, dict):
             return _fail("invalid_prompt", "Cannot execute because a node's inputs are not an object.",
                          f"Node ID '#{node_id}'")
-        entry = {"class_type": class_type, "inputs": dict(inputs)}
+        entry = {"class_type": class_type, "inputs": inputs}  # copied on first write (_set_input)
         if "_meta" in node:
             entry["_meta"] = node["_meta"]
         copy[node_id] = entry

@@ -70,6 +70,7 @@ def test_integer_node_ids_in_links_are_accepted(runtime):
     prompt = {"1": node("TestIntConstant", value=1), "2": node("TestOutput", value=[1, 0])}
     result = validate(runtime, prompt)
     assert result.ok and result.prompt["2"]["inputs"]["value"] == ["1", 0]
+    assert prompt["2"]["inputs"]["value"] == [1, 0]  # the caller's prompt is left alone
 
 
 def test_type_mismatch(runtime):
