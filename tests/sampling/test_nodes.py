@@ -197,3 +197,13 @@ def test_preview_pacer_sends_every_step_when_previews_are_cheap():
         due.append(pacer.due(step, 20))
         pacer.record(0.0005)
     assert all(due)
+
+
+def test_latent_from_batch_node_then_ksampler_matches_that_batch_entry():
+    from nodes.latent import LatentFromBatch
+
+    batch = {"samples": torch.zeros(4, 4, 8, 8)}
+    whole = _ksampler(latent=batch, steps=3)
+    picked = LatentFromBatch().frombatch(batch, 2, 2)[0]
+    part = _ksampler(latent=picked, steps=3)
+    assert torch.allclose(part["samples"], whole["samples"][2:4], atol=1e-6)
