@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.settings import Settings, add_common_arguments
-from engine.errors import EngineError, WorkflowFormatError
+from engine.errors import WorkflowFormatError
 from engine.interrupt import InterruptFlag
 
 EXIT_OK, EXIT_NODE_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130

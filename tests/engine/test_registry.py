@@ -2,7 +2,6 @@
 
 import json
 import textwrap
-import types
 
 import pytest
 

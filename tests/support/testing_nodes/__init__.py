@@ -1,5 +1,5 @@
 """A node pack for engine tests: tiny nodes that exercise every ABI feature without models.
 
-Nodes record their calls in a `CallLog` passed through nothing global: each node appends to
-`CALLS`, a list tests clear before use (test-only state; production code has none).
+Loaded like `nodes/` through app.bootstrap.create_runtime(extra_node_packages=...). Nodes
+record their calls in `basic.CALLS`, which tests clear before use (test-only state).
 """
