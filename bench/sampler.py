@@ -56,6 +56,37 @@ class TimedModel:
         return None
 
 
+class TimedHandle:
+    """Wraps a real ModelHandle (the tiny SD1 checkpoint) and times its UNet calls."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.seconds, self.calls = handle, 0.0, 0
+        self.family, self.inpaint, self.latent_format = handle.family, handle.inpaint, handle.latent_format
+        self.sampling_config, self.load_device = handle.sampling_config, handle.load_device
+        self.compute_dtype = handle.compute_dtype
+
+    def apply_model(self, *args, **kwargs):
+        started = time.perf_counter()
+        out = self.handle.apply_model(*args, **kwargs)
+        self.seconds += time.perf_counter() - started
+        self.calls += 1
+        return out
+
+    def encode_adm(self, *args):
+        return self.handle.encode_adm(*args)
+
+
+def _tiny_sd1():
+    import tempfile
+
+    from diffusion.checkpoint.loader import load_checkpoint
+    from diffusion.memory import ModelManager
+    from tools.make_tiny_checkpoint import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint("sd1", Path(tempfile.mkdtemp()) / "tiny-sd1.safetensors")
+    return load_checkpoint(path, ModelManager("cpu"), load_clip=False, load_vae=False).model
+
+
 def _callback(previews: dict):
     pacer = PreviewPacer()
 
@@ -71,12 +102,14 @@ def _callback(previews: dict):
     return on_step
 
 
-def bench_sampler(name: str, steps: int, size: int, repeats: int, idle_ms: float = 0.0) -> dict:
-    positive = [[torch.randn(1, 77, 768), {}]]
-    negative = [[torch.randn(1, 77, 768), {}]]
+def bench_sampler(name: str, steps: int, size: int, repeats: int, idle_ms: float = 0.0, tiny=None) -> dict:
+    width = 32 if tiny is not None else 768
+    positive = [[torch.randn(1, 77, width), {}]]
+    negative = [[torch.randn(1, 77, width), {}]]
     best = None
     for _ in range(repeats):
-        model, previews = TimedModel(idle_ms), {"count": 0, "seconds": 0.0}
+        model = TimedHandle(tiny) if tiny is not None else TimedModel(idle_ms)
+        previews = {"count": 0, "seconds": 0.0}
         latent = {"samples": torch.zeros(1, 4, size, size)}
         started = time.perf_counter()
         sampling.common_ksampler(model, 1, steps, 8.0, name, "karras", positive, negative, latent,
@@ -85,6 +118,7 @@ def bench_sampler(name: str, steps: int, size: int, repeats: int, idle_ms: float
         overhead_ms = (total - model.seconds) / steps * 1000
         if best is None or overhead_ms < best["overhead_ms_per_step"]:
             best = {"overhead_ms_per_step": round(overhead_ms, 3), "model_calls": model.calls,
+                    "model_ms_per_step": round(model.seconds / steps * 1000, 3),
                     "previews": previews["count"],
                     "preview_ms_each": round(previews["seconds"] / max(previews["count"], 1) * 1000, 3)}
     return best
@@ -97,13 +131,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gpu-like-ms", type=float, default=15.0,
                         help="also time the SDE samplers with a model step that leaves the CPU idle this long")
+    parser.add_argument("--tiny-sd1", action="store_true",
+                        help="use a real tiny random-weight SD1 UNet instead of the elementwise stand-in")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sampling.common_ksampler(TimedModel(), 1, 2, 8.0, "euler", "normal", [[torch.zeros(1, 77, 768), {}]],
                              [[torch.zeros(1, 77, 768), {}]], {"samples": torch.zeros(1, 4, 8, 8)})  # warm-up
+    tiny = _tiny_sd1() if args.tiny_sd1 else None
     results = {}
     for name in sampling.SAMPLER_NAMES:
-        results[name] = bench_sampler(name, args.steps, args.size, args.repeats)
+        results[name] = bench_sampler(name, args.steps, args.size, args.repeats, tiny=tiny)
         print(f"{name:20s} {results[name]['overhead_ms_per_step']:7.3f} ms/step outside the model "
               f"({results[name]['model_calls']} model calls)", flush=True)
     worst = max(r["overhead_ms_per_step"] for r in results.values())
@@ -115,6 +152,7 @@ def main() -> None:
         print(f"{name:20s} {overlapped[name]['overhead_ms_per_step']:7.3f} ms/step outside a "
               f"{args.gpu_like_ms:g} ms GPU-like model step", flush=True)
     print(json.dumps({"benchmark": "sampler_overhead", "device": "cpu", "steps": args.steps,
+                      "model": "tiny-sd1 UNet" if tiny is not None else "elementwise stand-in",
                       "latent": [1, 4, args.size, args.size], "cfg": 8.0, "goal_ms_per_step": 1.0,
                       "worst_ms_per_step": worst, "samplers": results,
                       "sde_with_gpu_like_model": {"model_ms": args.gpu_like_ms, "samplers": overlapped}}))
