@@ -32,6 +32,15 @@ def get_sigmas_exponential(n: int, sigma_min: float, sigma_max: float) -> torch.
     return append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n).exp())
 
 
+def get_sigmas_kl_optimal(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """Evenly spaced in arctan σ: the KL-optimal schedule of Sabour et al. (2024, "Align Your
+    Steps", appendix) for a Gaussian data distribution."""
+    if n == 1:
+        return append_zero(torch.tensor([sigma_max], dtype=torch.float32))
+    w = torch.arange(n, dtype=torch.float32) / (n - 1)
+    return append_zero((w * math.atan(sigma_min) + (1 - w) * math.atan(sigma_max)).tan())
+
+
 def normal_schedule(ms: DiscreteModelSampling, steps: int, sgm: bool = False) -> torch.Tensor:
     """Timesteps evenly spaced from the top of the table to the bottom, σ interpolated in log σ.
 
@@ -110,6 +119,7 @@ SCHEDULERS: dict[str, Callable[[DiscreteModelSampling, int], torch.Tensor]] = {
     "simple": simple_schedule,
     "ddim_uniform": ddim_uniform_schedule,
     "beta": beta_schedule,
+    "kl_optimal": lambda ms, steps: get_sigmas_kl_optimal(steps, ms.sigma_min, ms.sigma_max),
 }
 SCHEDULER_NAMES: tuple[str, ...] = tuple(SCHEDULERS)
 

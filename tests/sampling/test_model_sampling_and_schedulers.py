@@ -160,3 +160,10 @@ def test_every_schedule_descends_from_sigma_max_to_zero(name, steps):
 def test_unknown_scheduler_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown scheduler"):
         schedulers.calculate_sigmas(MS, "nope", 10)
+
+
+def test_kl_optimal_is_evenly_spaced_in_arctan_sigma():
+    sigmas = schedulers.SCHEDULERS["kl_optimal"](MS, 9)
+    angles = torch.atan(sigmas[:-1].double())
+    assert torch.allclose(torch.diff(angles), torch.diff(angles)[:1].expand(8), atol=1e-6)
+    assert sigmas[0] == pytest.approx(MS.sigma_max, rel=1e-5) and sigmas[-2] == pytest.approx(MS.sigma_min, rel=1e-5)
