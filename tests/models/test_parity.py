@@ -101,3 +101,33 @@ def test_vae_encode_and_decode_match_diffusers(variant, tiny_checkpoint, cpu_man
     expected = ((raw_theirs + 1) / 2).clamp(0, 1).movedim(1, -1)
     assert image.shape == (2, 32, 40, 3)
     assert _max_diff(image, expected) <= TOLERANCE
+
+
+def test_controlnet_residuals_are_added_like_diffusers(tiny_checkpoint, cpu_manager):
+    """control["output"] (input-block order) and control["middle"] match diffusers' additional residuals."""
+    path = tiny_checkpoint("sd1", text=False)
+    loaded = load_checkpoint(path, cpu_manager, load_clip=False, load_vae=False)
+    state_dict, _ = read_state_dict(path)
+    reference = diffusers_unet(state_dict, loaded.info.unet)
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 4, 8, 8, generator=generator)
+    context = torch.randn(1, 77, 32, generator=generator)
+    t = torch.tensor([250.0])
+    # One residual per input block (the skips), shaped like them: widths 32·mult at 8/4/2/1 cells.
+    shapes = [(32, 8)] * 3 + [(32, 4), (64, 4), (64, 4), (64, 2), (128, 2), (128, 2)] + [(128, 1)] * 3
+    residuals = [torch.randn(1, c, s, s, generator=generator) for c, s in shapes]
+    middle = torch.randn(1, 128, 1, 1, generator=generator)
+    control = {"output": residuals, "middle": [middle]}
+    ours = loaded.model.apply_model(x, t, context, control=control)
+    assert len(control["output"]) == 12, "the caller's lists are not consumed"
+    with torch.no_grad():
+        theirs = reference(
+            x,
+            t,
+            encoder_hidden_states=context,
+            down_block_additional_residuals=tuple(residuals),
+            mid_block_additional_residual=middle,
+        ).sample
+    plain = loaded.model.apply_model(x, t, context)
+    assert _max_diff(ours, plain) > 1e-2
+    assert _max_diff(ours, theirs) <= TOLERANCE
