@@ -97,3 +97,23 @@ def test_text_encoder_of_another_family_is_refused(tmp_path, cpu_manager):
     save_file(state, str(path), metadata=metadata)
     with pytest.raises(CheckpointError, match="text encoder looks like sd2"):
         load_checkpoint(path, cpu_manager, load_clip=False)
+
+
+def test_ztsnr_marker_sets_zero_terminal_snr(tmp_path, cpu_manager):
+    state, metadata = tiny_checkpoint_state_dict("sd1", include_text=False)
+    state["ztsnr"] = torch.zeros(0)
+    path = tmp_path / "ztsnr.safetensors"
+    save_file(state, str(path), metadata=metadata)
+    model = load_checkpoint(path, cpu_manager, load_clip=False, load_vae=False).model
+    assert model.sampling_config.zero_terminal_snr is True
+
+
+def test_edm_checkpoints_are_refused_clearly(tmp_path, cpu_manager):
+    state, metadata = tiny_checkpoint_state_dict("sdxl", include_text=False)
+    state["edm_mean"] = torch.zeros(1, 4, 1, 1)
+    state["edm_std"] = torch.ones(1, 4, 1, 1)
+    metadata = {"latentgraph.arch": json.dumps({"unet": {"num_head_channels": 8}})}
+    path = tmp_path / "edm.safetensors"
+    save_file(state, str(path), metadata=metadata)
+    with pytest.raises(CheckpointError, match="EDM"):
+        load_checkpoint(path, cpu_manager, load_clip=False)
