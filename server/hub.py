@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from server.jsonsafe import dumps
+
 log = logging.getLogger(__name__)
 
 PREVIEW_IMAGE = 1
@@ -136,7 +138,7 @@ class WebSocketHub:
 
     def send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
         """A text event to every socket of client `sid`, or to everyone when sid is None."""
-        text = json.dumps({"type": event, "data": data}, separators=(",", ":"), default=str)
+        text = dumps({"type": event, "data": data}, separators=(",", ":"))
         targets = self._all() if sid is None else list(self.clients.get(sid, ()))
         for client in targets:
             self._enqueue(client, text)

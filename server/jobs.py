@@ -105,12 +105,14 @@ class JobQueue:
 
     def finish(self, job: Job, state: str, result: dict[str, Any]) -> None:
         now = time.time()
-        self.store.finish(job.prompt_id, state, result, now)
-        with self._cond:
-            if self._running is job:
-                self._running = None
-            job.stored.state, job.stored.finished, job.stored.result = state, now, result
-        self.on_change()
+        try:
+            self.store.finish(job.prompt_id, state, result, now)
+        finally:  # even if the disk write fails, the queue must move on
+            with self._cond:
+                if self._running is job:
+                    self._running = None
+                job.stored.state, job.stored.finished, job.stored.result = state, now, result
+            self.on_change()
 
     def wake(self, reason: str) -> None:
         """Make a blocked `take` return so the worker can act on `reason` (e.g. /free)."""

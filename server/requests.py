@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from server.jsonsafe import json_response
+
 MAX_JSON_BYTES = 64 * 1024 * 1024   # prompts embed the UI workflow; generous but bounded
 MAX_ID_LENGTH = 200
 
@@ -24,7 +26,7 @@ class BadRequest(Exception):
         self.payload: dict[str, Any] = {"error": {"type": error_type, "message": message, **extra}}
 
     def response(self) -> web.Response:
-        return web.json_response(self.payload, status=self.status)
+        return json_response(self.payload, status=self.status)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from server.jsonsafe import json_response
 from server.requests import BadRequest
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class SecurityPolicy:
 def error_body(status: int, error_type: str, message: str, **extra: Any) -> web.Response:
     """The one shape every refused request gets: {"error": {"type", "message", ...}}."""
     payload = {"error": {"type": error_type, "message": message, **extra}}
-    return web.json_response(payload, status=status)
+    return json_response(payload, status=status)
 
 
 def split_host(host_header: str) -> str | None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from server.jsonsafe import dumps
+
 TERMINAL_STATES = ("success", "error", "interrupted", "cancelled", "failed")
 HISTORY_LIMIT = 10_000
 CRASH_REASON = ("The server stopped while this job was running (crash, kill or power loss). "
@@ -77,7 +79,7 @@ def _plain_number(number: float) -> int | float:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
+    return dumps(value, separators=(",", ":"))
 
 
 class StoreInUseError(RuntimeError):

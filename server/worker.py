@@ -77,11 +77,15 @@ class Worker:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            job = self.queue.take(timeout=1.0)
-            if job is not None:
-                self._run_job(job)
-            self.queue.pop_wake_reasons()
-            self._apply_free_flags()
+            try:
+                job = self.queue.take(timeout=1.0)
+                if job is not None:
+                    self._run_job(job)
+                self.queue.pop_wake_reasons()
+                self._apply_free_flags()
+            except Exception:  # the queue must keep moving whatever happens to one job
+                log.exception("worker error; continuing with the next job")
+                time.sleep(0.1)
 
     def _apply_free_flags(self) -> None:
         with self._flags_lock:

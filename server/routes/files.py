@@ -23,6 +23,7 @@ from engine.paths import contained_path
 from server.context import CONTEXT, ServerContext
 from server.images import (ImageRejected, apply_mask, convert_for_view, decode_image,
                            store_deduplicated, upload_name)
+from server.jsonsafe import json_response
 from server.requests import BadRequest
 
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp",
@@ -189,7 +190,7 @@ async def _upload(request: web.Request, mask: bool) -> web.Response:
         result = await asyncio.to_thread(_store_image, ctx, fields, data, filename, mask)
     except ImageRejected as exc:
         raise BadRequest("invalid_image", f"Upload refused: {exc}") from None
-    return web.json_response(result)
+    return json_response(result)
 
 
 async def upload_image(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from server.context import CONTEXT, ServerContext
+from server.jsonsafe import json_response
 
 APP_VERSION = "0.1.0"
 
@@ -23,28 +24,28 @@ def _ctx(request: web.Request) -> ServerContext:
 
 async def object_info(request: web.Request) -> web.Response:
     info = await asyncio.to_thread(_ctx(request).registry.object_info)
-    return web.json_response(info)
+    return json_response(info)
 
 
 async def object_info_one(request: web.Request) -> web.Response:
     name = request.match_info["node_class"]
     registry = _ctx(request).registry
     if name not in registry:
-        return web.json_response({})
+        return json_response({})
     try:
         info = await asyncio.to_thread(registry.object_info_for, name)
     except Exception:  # a node whose INPUT_TYPES fails is left out, as in /object_info
-        return web.json_response({})
-    return web.json_response({name: info})
+        return json_response({})
+    return json_response({name: info})
 
 
 async def embeddings(request: web.Request) -> web.Response:
     names = _ctx(request).paths.get_filename_list("embeddings")
-    return web.json_response([os.path.splitext(name)[0] for name in names])
+    return json_response([os.path.splitext(name)[0] for name in names])
 
 
 async def model_folders(request: web.Request) -> web.Response:
-    return web.json_response(_ctx(request).paths.folder_names())
+    return json_response(_ctx(request).paths.folder_names())
 
 
 async def model_files(request: web.Request) -> web.Response:
@@ -52,10 +53,10 @@ async def model_files(request: web.Request) -> web.Response:
     try:
         names = await asyncio.to_thread(_ctx(request).paths.get_filename_list, folder)
     except KeyError:
-        return web.json_response({"error": {"type": "unknown_folder",
+        return json_response({"error": {"type": "unknown_folder",
                                             "message": f"Unknown model folder {folder!r}."}},
                                  status=404)
-    return web.json_response(names)
+    return json_response(names)
 
 
 def _version(package: str) -> str:
@@ -100,7 +101,7 @@ def _devices(ctx: ServerContext) -> list[dict[str, Any]]:
 async def system_stats(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     total, free = _memory()
-    return web.json_response({
+    return json_response({
         "system": {"os": sys.platform, "platform": platform.platform(), "ram_total": total,
                    "ram_free": free, "comfyui_version": APP_VERSION,
                    "latentgraph_version": APP_VERSION, "required_frontend_version": "",
@@ -110,7 +111,7 @@ async def system_stats(request: web.Request) -> web.Response:
 
 
 async def features(request: web.Request) -> web.Response:
-    return web.json_response({"supports_preview_metadata": True,
+    return json_response({"supports_preview_metadata": True,
                               "max_upload_size": _ctx(request).config.max_upload_bytes,
                               "latentgraph": {"job_control": True, "run_reports": True,
                                               "per_prompt_interrupt": True}})
@@ -130,7 +131,7 @@ def _extension_scripts(ctx: ServerContext) -> list[str]:
 
 
 async def extensions(request: web.Request) -> web.Response:
-    return web.json_response(await asyncio.to_thread(_extension_scripts, _ctx(request)))
+    return json_response(await asyncio.to_thread(_extension_scripts, _ctx(request)))
 
 
 MAX_SAFETENSORS_HEADER = 1024 * 1024
@@ -160,7 +161,7 @@ async def view_metadata(request: web.Request) -> web.Response:
     from engine.errors import PathEscapeError
 
     filename = request.query.get("filename", "")
-    not_found = web.json_response({"error": {"type": "not_found",
+    not_found = json_response({"error": {"type": "not_found",
                                              "message": "No safetensors metadata found."}},
                                   status=404)
     if not filename.endswith(".safetensors"):
@@ -172,12 +173,12 @@ async def view_metadata(request: web.Request) -> web.Response:
     if path is None:
         return not_found
     metadata = await asyncio.to_thread(read_safetensors_metadata, path)
-    return web.json_response(metadata) if metadata is not None else not_found
+    return json_response(metadata) if metadata is not None else not_found
 
 
 async def users(request: web.Request) -> web.Response:
     """Single-user mode, as ComfyUI answers without --multi-user."""
-    return web.json_response({"storage": "server", "migrated": True})
+    return json_response({"storage": "server", "migrated": True})
 
 
 ROUTES = [

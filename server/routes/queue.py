@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from typing import Any
 
@@ -23,6 +24,7 @@ from aiohttp import web
 from engine.validation import validate_prompt
 from server.context import CONTEXT, ServerContext
 from server.jobs import SENSITIVE_EXTRA_DATA_KEYS, Job
+from server.jsonsafe import json_response
 from server.requests import BadRequest, id_list, optional_id, query_int, read_json_object
 from server.store import StoredJob, finite_number
 
@@ -34,14 +36,14 @@ def _ctx(request: web.Request) -> ServerContext:
 
 
 def _prompt_error(error_type: str, message: str, details: str = "") -> web.Response:
-    return web.json_response({"error": {"type": error_type, "message": message,
+    return json_response({"error": {"type": error_type, "message": message,
                                         "details": details, "extra_info": {}},
                               "node_errors": {}}, status=400)
 
 
 # -- /prompt -----------------------------------------------------------------------------------
 async def get_prompt(request: web.Request) -> web.Response:
-    return web.json_response(_ctx(request).status())
+    return json_response(_ctx(request).status())
 
 
 async def post_prompt(request: web.Request) -> web.Response:
@@ -88,7 +90,7 @@ async def _queue_prompt(ctx: ServerContext, body: dict[str, Any],
         log.exception("validation raised for prompt %s", prompt_id)
         return _prompt_error("invalid_prompt", "Prompt could not be validated.", str(exc)[:500])
     if not result.ok:
-        return web.json_response({"error": result.error, "node_errors": result.node_errors},
+        return json_response({"error": result.error, "node_errors": result.node_errors},
                                  status=400)
 
     if number is None:
@@ -99,8 +101,15 @@ async def _queue_prompt(ctx: ServerContext, body: dict[str, Any],
     stored = StoredJob(prompt_id=prompt_id, number=number, prompt=prompt, extra_data=extra_data,
                        outputs_to_execute=list(result.good_outputs), client_id=client_id,
                        force=force)
-    ctx.queue.put(stored, secrets)
-    return web.json_response({"prompt_id": prompt_id, "number": stored.queue_item()[0],
+    try:
+        ctx.queue.put(stored, secrets)
+    except sqlite3.IntegrityError:  # the same prompt_id raced in from another request
+        raise BadRequest("duplicate_prompt_id", f"A job with prompt_id {prompt_id!r} already "
+                         "exists; choose another id or leave it out.", status=409) from None
+    except ValueError:  # e.g. an unbounded FLOAT input given as 1e999: not storable as JSON
+        return _prompt_error("invalid_prompt", "The prompt contains a number that is not finite "
+                             "(NaN or Infinity).")
+    return json_response({"prompt_id": prompt_id, "number": stored.queue_item()[0],
                               "node_errors": result.node_errors})
 
 
@@ -108,7 +117,7 @@ async def _queue_prompt(ctx: ServerContext, body: dict[str, Any],
 async def get_queue(request: web.Request) -> web.Response:
     queue = _ctx(request).queue
     running = queue.running()
-    return web.json_response({
+    return json_response({
         "queue_running": [running.stored.queue_item()] if running else [],
         "queue_pending": [job.stored.queue_item() for job in queue.pending_jobs()]})
 
@@ -144,14 +153,14 @@ async def get_history(request: web.Request) -> web.Response:
     if offset < 0:
         offset = max(0, store.history_count() - max_items) if max_items is not None else 0
     jobs = await asyncio.to_thread(store.history, max_items, offset)
-    return web.json_response({job.prompt_id: history_entry(job) for job in jobs})
+    return json_response({job.prompt_id: history_entry(job) for job in jobs})
 
 
 async def get_history_item(request: web.Request) -> web.Response:
     stored = _ctx(request).queue.store.get(request.match_info["prompt_id"])
     if stored is None or stored.finished is None:
-        return web.json_response({})
-    return web.json_response({stored.prompt_id: history_entry(stored)})
+        return json_response({})
+    return json_response({stored.prompt_id: history_entry(stored)})
 
 
 async def post_history(request: web.Request) -> web.Response:
@@ -169,7 +178,7 @@ async def post_interrupt(request: web.Request) -> web.Response:
     body = await read_json_object(request, allow_empty=True)
     prompt_id = optional_id(body.get("prompt_id"), "prompt_id")
     job = _ctx(request).queue.interrupt(prompt_id)
-    return web.json_response({"interrupted": job.prompt_id if job else None})
+    return json_response({"interrupted": job.prompt_id if job else None})
 
 
 async def post_free(request: web.Request) -> web.Response:
@@ -217,12 +226,12 @@ async def list_jobs(request: web.Request) -> web.Response:
     for stored in ctx.queue.store.recent(limit):
         job = live.get(stored.prompt_id)
         jobs.append(job_summary(job.stored if job else stored, job))
-    return web.json_response({"jobs": jobs})
+    return json_response({"jobs": jobs})
 
 
 async def get_job(request: web.Request) -> web.Response:
     _, live, stored = _lookup(request)
-    return web.json_response(job_summary(stored, live))
+    return json_response(job_summary(stored, live))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -235,7 +244,7 @@ async def cancel_job(request: web.Request) -> web.Response:
         ctx.hub.send("executing", {"node": None, "prompt_id": prompt_id}, job.client_id)
     if outcome == "finished":
         raise BadRequest("job_finished", f"Job {prompt_id!r} has already finished.", status=409)
-    return web.json_response({"prompt_id": prompt_id, "result": outcome})
+    return json_response({"prompt_id": prompt_id, "result": outcome})
 
 
 async def set_job_priority(request: web.Request) -> web.Response:
@@ -255,7 +264,7 @@ async def set_job_priority(request: web.Request) -> web.Response:
     if job is None:
         raise BadRequest("job_not_pending", f"Job {prompt_id!r} is not waiting in the queue; only "
                          "pending jobs can be re-prioritised.", status=409)
-    return web.json_response({"prompt_id": prompt_id, "number": job.stored.queue_item()[0],
+    return json_response({"prompt_id": prompt_id, "number": job.stored.queue_item()[0],
                               "position": [j.prompt_id for j in ctx.queue.pending_jobs()]
                               .index(prompt_id)})
 
@@ -279,12 +288,12 @@ async def retry_job(request: web.Request) -> web.Response:
 
 async def pause_queue(request: web.Request) -> web.Response:
     _ctx(request).queue.set_paused(True)
-    return web.json_response({"paused": True})
+    return json_response({"paused": True})
 
 
 async def resume_queue(request: web.Request) -> web.Response:
     _ctx(request).queue.set_paused(False)
-    return web.json_response({"paused": False})
+    return json_response({"paused": False})
 
 
 async def get_cache_stats(request: web.Request) -> web.Response:
@@ -297,12 +306,12 @@ async def get_cache_stats(request: web.Request) -> web.Response:
         models = [{"name": m.name, "size_bytes": m.size_bytes, "on_device": m.on_device}
                   for m in manager.loaded_models()]
     stats["models"] = models
-    return web.json_response(stats)
+    return json_response(stats)
 
 
 async def clear_cache(request: web.Request) -> web.Response:
     _ctx(request).worker.request_free(False, True)
-    return web.json_response({"cleared": True, "note": "The cache is emptied between prompts."})
+    return json_response({"cleared": True, "note": "The cache is emptied between prompts."})
 
 
 ROUTES = [

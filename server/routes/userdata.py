@@ -19,6 +19,7 @@ from aiohttp import web
 from engine.errors import PathEscapeError
 from engine.paths import contained_path
 from server.context import CONTEXT, ServerContext
+from server.jsonsafe import json_response
 from server.requests import BadRequest, query_bool, read_body, read_json
 
 MAX_USERDATA_BYTES = 32 * 1024 * 1024
@@ -93,7 +94,7 @@ async def list_userdata(request: web.Request) -> web.Response:
                 result.append(rel)
         return result
 
-    return web.json_response(await asyncio.to_thread(listing))
+    return json_response(await asyncio.to_thread(listing))
 
 
 async def list_userdata_v2(request: web.Request) -> web.Response:
@@ -112,7 +113,7 @@ async def list_userdata_v2(request: web.Request) -> web.Response:
         if child.is_file():
             entry["size"] = stat.st_size
         entries.append(entry)
-    return web.json_response(entries)
+    return json_response(entries)
 
 
 # -- single files ------------------------------------------------------------------------------
@@ -141,8 +142,8 @@ async def post_userdata(request: web.Request) -> web.Response:
     data = await read_body(request, MAX_USERDATA_BYTES)
     await asyncio.to_thread(atomic_write, path, data)
     if query_bool(request, "full_info"):
-        return web.json_response(_info(ctx, path))
-    return web.json_response(_relative(ctx, path))
+        return json_response(_info(ctx, path))
+    return json_response(_relative(ctx, path))
 
 
 async def delete_userdata(request: web.Request) -> web.Response:
@@ -167,8 +168,8 @@ async def move_userdata(request: web.Request) -> web.Response:
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, dest)
     if query_bool(request, "full_info"):
-        return web.json_response(_info(ctx, dest))
-    return web.json_response(_relative(ctx, dest))
+        return json_response(_info(ctx, dest))
+    return json_response(_relative(ctx, dest))
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def _save_settings(ctx: ServerContext, settings: dict[str, Any]) -> None:
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    return web.json_response(_load_settings(_ctx(request)))
+    return json_response(_load_settings(_ctx(request)))
 
 
 async def post_settings(request: web.Request) -> web.Response:
@@ -202,7 +203,7 @@ async def post_settings(request: web.Request) -> web.Response:
 
 
 async def get_setting(request: web.Request) -> web.Response:
-    return web.json_response(_load_settings(_ctx(request)).get(request.match_info["id"]))
+    return json_response(_load_settings(_ctx(request)).get(request.match_info["id"]))
 
 
 async def post_setting(request: web.Request) -> web.Response:

@@ -172,7 +172,7 @@ class Socket:
         while True:
             opcode, data = self.ws.recv_data()
             if opcode == websocket.ABNF.OPCODE_TEXT:
-                message = json.loads(data)
+                message = json.loads(data, parse_constant=_no_bare_constants)
                 self.texts.append(message)
                 return message
             if opcode == websocket.ABNF.OPCODE_BINARY:
@@ -194,6 +194,10 @@ class Socket:
 
     def close(self) -> None:
         self.ws.close()
+
+
+def _no_bare_constants(name: str) -> Any:
+    raise AssertionError(f"the server sent {name}, which browsers cannot parse")
 
 
 def names(messages: list[dict[str, Any]]) -> list[str]:

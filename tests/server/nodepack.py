@@ -114,8 +114,25 @@ class SaveSquare:
         return {"ui": {"images": [{"filename": name, "subfolder": "", "type": "output"}]}}
 
 
+class Float:
+    """An unbounded FLOAT passed through, and shown: values such as 1e999 (infinity) arrive."""
+
+    CATEGORY = "test"
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"x": ("FLOAT", {})}}
+
+    def run(self, x: float) -> dict[str, Any]:
+        return {"ui": {"value": [float(x)]}}
+
+
 NODE_CLASS_MAPPINGS = {"TestNumber": Number, "TestAdd": Add, "TestSleep": Sleep,
-                       "TestShow": Show, "TestFail": Fail, "TestSaveSquare": SaveSquare}
+                       "TestShow": Show, "TestFail": Fail, "TestSaveSquare": SaveSquare,
+                       "TestShowFloat": Float}
 
 
 def make_registry() -> NodeRegistry:

@@ -363,3 +363,21 @@ def test_pause_resume_and_retry(server: ServerThread) -> None:
     assert [m["data"]["output"] for m in events if m["type"] == "executed"] == [{"text": ["71"]}]
     assert server.post("/api/lg/jobs/unknown/retry").status == 404
     socket.close()
+
+
+def test_non_finite_numbers_never_break_json_or_the_worker(server: ServerThread) -> None:
+    socket = server.websocket()
+    prompt = {"1": {"class_type": "TestShowFloat", "inputs": {"x": "1e999"}}}
+    response = server.post("/prompt", {"prompt": prompt, "client_id": socket.sid})
+    assert response.status in (200, 400)
+    if response.status == 200:
+        prompt_id = response.json()["prompt_id"]
+        events = socket.until_done(prompt_id)  # every frame parsed as strict JSON
+        entry = server.wait_history(prompt_id)
+        assert json.loads(server.get(f"/history/{prompt_id}").body.decode(),
+                          parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+        assert entry["status"]["status_str"] in ("success", "error")
+        assert "executing" in names(events)
+    # the worker is still alive
+    assert server.wait_history(server.queue_prompt(chain_prompt(81)))["status"]["completed"]
+    socket.close()
