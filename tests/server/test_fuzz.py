@@ -123,3 +123,18 @@ def test_server_is_still_serving_after_the_fuzzing(server: ServerThread) -> None
               "2": {"class_type": "TestShow", "inputs": {"value": ["1", 0]}}}
     queued = server.queue_prompt(prompt)
     assert server.wait_history(queued)["status"]["status_str"] == "success"
+
+
+def test_hostile_websocket_traffic_is_ignored(server: ServerThread) -> None:
+    import websocket
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId=%00%2F..",
+                                     timeout=10)
+    status = json.loads(ws.recv())
+    assert status["type"] == "status" and status["data"]["sid"].isalnum()  # replaced by a safe id
+    for frame in ("{not json", json.dumps({"type": "feature_flags", "data": 5}), "[]" * 1000,
+                  json.dumps({"type": "execute", "data": {"prompt": {}}})):
+        ws.send(frame)
+    ws.send_binary(b"\x00\x01\x02")
+    ws.close()
+    assert http_request(server.port, "GET", "/features").status == 200
