@@ -99,6 +99,24 @@ class ConditioningSetAreaPercentage:
         return (cond_ops.set_area_percentage(conditioning, width, height, x, y, strength),)
 
 
+class ConditioningSetAreaStrength:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "conditioning": COND,
+                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}),
+            }
+        }
+
+    RETURN_TYPES = COND
+    FUNCTION = "append"
+    CATEGORY = "conditioning"
+
+    def append(self, conditioning, strength):
+        return (cond_ops.with_options(conditioning, strength=strength),)
+
+
 class ConditioningSetMask:
     @classmethod
     def INPUT_TYPES(cls):
@@ -159,6 +177,7 @@ NODE_CLASS_MAPPINGS = {
     "ConditioningConcat": ConditioningConcat,
     "ConditioningSetArea": ConditioningSetArea,
     "ConditioningSetAreaPercentage": ConditioningSetAreaPercentage,
+    "ConditioningSetAreaStrength": ConditioningSetAreaStrength,
     "ConditioningSetMask": ConditioningSetMask,
     "ConditioningZeroOut": ConditioningZeroOut,
     "ConditioningSetTimestepRange": ConditioningSetTimestepRange,
@@ -170,6 +189,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "ConditioningConcat": "Conditioning (Concat)",
     "ConditioningSetArea": "Conditioning (Set Area)",
     "ConditioningSetAreaPercentage": "Conditioning (Set Area with Percentage)",
+    "ConditioningSetAreaStrength": "ConditioningSetAreaStrength",
     "ConditioningSetMask": "Conditioning (Set Mask)",
     "ConditioningZeroOut": "ConditioningZeroOut",
     "ConditioningSetTimestepRange": "ConditioningSetTimestepRange",

@@ -221,3 +221,10 @@ def test_zero_out_zeroes_tokens_and_pooled():
 def test_set_timestep_range():
     [[[_, options]]] = cond_nodes.ConditioningSetTimestepRange().set_range(_cond(1), 0.2, 0.8)
     assert (options["timestep_start"], options["timestep_end"]) == (0.2, 0.8)
+
+
+def test_set_area_strength_only_changes_strength():
+    source = _cond(1, area=(8, 8, 0, 0))
+    [[[_, options]]] = cond_nodes.ConditioningSetAreaStrength().append(source, 0.4)
+    assert options["strength"] == 0.4 and options["area"] == (8, 8, 0, 0)
+    assert "strength" not in source[0][1]
