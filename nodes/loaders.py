@@ -74,7 +74,7 @@ class VAELoader:
     RETURN_TYPES = ("VAE",)
     FUNCTION = "load_vae"
     CATEGORY = "loaders"
-    DESCRIPTION = "Loads a standalone VAE file (names containing 'xl' are taken as SDXL's latent space)."
+    DESCRIPTION = "Loads a standalone VAE file, LDM or diffusers layout (names containing 'xl' use SDXL's latent scale)."
 
     def load_vae(self, vae_name):
         return (load_vae_file(_resolve("vae", vae_name), _manager()),)

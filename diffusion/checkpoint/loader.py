@@ -17,6 +17,7 @@ from torch import nn
 
 from diffusion.checkpoint.arch import TEXT_PREFIXES, UNET_PREFIX, VAE_PREFIX, Family
 from diffusion.checkpoint.detect import CheckpointInfo, detect, infer_vae_config, sub_state_dict
+from diffusion.checkpoint.diffusers_vae import diffusers_vae_to_ldm, is_diffusers_vae
 from diffusion.checkpoint.errors import CheckpointError
 from diffusion.checkpoint.files import parse_arch_metadata, read_state_dict
 from diffusion.latent_formats import SD15, SDXL, LatentFormat, latent_format_for_family
@@ -181,7 +182,7 @@ def load_unet_file(
 def load_vae_file(
     path: str | Path, manager: ModelManager, latent_format: LatentFormat | None = None
 ) -> VAEHandle:
-    """A standalone VAE file (LDM keys, bare or under ``first_stage_model.``) as a VAE.
+    """A standalone VAE file as a VAE: LDM keys (bare or under ``first_stage_model.``) or diffusers'.
 
     VAE files do not say which family they belong to and the SD1 and SDXL VAEs have identical
     shapes; unless given, the latent format comes from ``latentgraph.arch`` metadata, else the
@@ -190,12 +191,10 @@ def load_vae_file(
     path = Path(path)
     state_dict, metadata = read_state_dict(path)
     vae_sd = sub_state_dict(state_dict, VAE_PREFIX) or state_dict
-    if "encoder.conv_in.weight" not in vae_sd:
-        if "encoder.down_blocks.0.resnets.0.conv1.weight" in vae_sd:
-            raise CheckpointError(
-                f"{path.name} is a diffusers-layout VAE; only the original LDM layout is supported"
-            )
-        raise CheckpointError(f"{path.name} is not an SD VAE (no encoder.conv_in.weight)")
+    if is_diffusers_vae(vae_sd):
+        vae_sd = diffusers_vae_to_ldm(vae_sd)
+    if "encoder.conv_in.weight" not in vae_sd or "encoder.down.0.block.0.conv1.weight" not in vae_sd:
+        raise CheckpointError(f"{path.name} is not an SD VAE (neither LDM nor diffusers AutoencoderKL keys)")
     if latent_format is None:
         family = parse_arch_metadata(metadata).get("family")
         if isinstance(family, str):

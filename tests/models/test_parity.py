@@ -131,3 +131,22 @@ def test_controlnet_residuals_are_added_like_diffusers(tiny_checkpoint, cpu_mana
     plain = loaded.model.apply_model(x, t, context)
     assert _max_diff(ours, plain) > 1e-2
     assert _max_diff(ours, theirs) <= TOLERANCE
+
+
+def test_diffusers_layout_vae_file_loads_and_matches(tiny_checkpoint, cpu_manager, tmp_path):
+    """A VAE saved by diffusers (diffusion_pytorch_model.safetensors layout) decodes like the LDM file."""
+    from safetensors.torch import save_file
+
+    from diffusion.checkpoint import load_vae_file
+
+    path = tiny_checkpoint("sd1", text=False)
+    loaded = load_checkpoint(path, cpu_manager, load_clip=False)
+    state_dict, _ = read_state_dict(path)
+    reference = diffusers_vae(state_dict, loaded.info.vae, 0.18215)
+    diffusers_file = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(diffusers_file))
+    vae = load_vae_file(diffusers_file, cpu_manager)
+    z = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(6))
+    assert _max_diff(vae.decode(z), loaded.vae.decode(z)) == 0.0
+    pixels = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(7))
+    assert _max_diff(vae.encode(pixels), loaded.vae.encode(pixels)) == 0.0
