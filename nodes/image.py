@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
+from engine.errors import PathEscapeError
 from engine.imagefiles import save_target, write_new_file
 from engine.paths import contained_path
 from engine.runtime import services
@@ -166,6 +167,17 @@ class SaveImage:
 
     def _prefix(self, filename_prefix: str) -> str:
         return filename_prefix
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename_prefix: str | None = None):
+        """Refuse a prefix that would leave the output folder before anything runs."""
+        if filename_prefix is None:  # linked (or PreviewImage): checked when saving
+            return True
+        try:
+            save_target(services().paths.get_directory_by_type(cls.folder_type), filename_prefix, 1, 1)
+        except PathEscapeError as exc:
+            return f"filename_prefix {filename_prefix!r} is not allowed: {exc}"
+        return True
 
     def save_images(self, images: torch.Tensor, filename_prefix: str = "ComfyUI", prompt=None, extra_pnginfo=None):
         runtime_services = services()

@@ -97,10 +97,20 @@ def test_validation_failure_exits_2_with_a_readable_message(tmp_path, base):
     assert "failed validation" in err and "node 1 EmptyImage (EmptyImage)" in err and "width" in err
 
 
-def test_node_failure_exits_1(tmp_path, base):
+def test_escaping_prefix_is_refused_before_running(tmp_path, base):
     escaping = json.loads(json.dumps(API))
     escaping["3"]["inputs"]["filename_prefix"] = "../../outside"
     (tmp_path / "esc.json").write_text(json.dumps(escaping))
+    code, out, err = invoke(tmp_path / "esc.json", "--base-directory", base)
+    assert code == 2 and "filename_prefix" in err and "not allowed" in err
+    assert not (tmp_path / "outside_00001_.png").exists()
+
+
+def test_node_failure_exits_1(tmp_path, base):
+    linked = json.loads(json.dumps(API))
+    linked["4"] = {"class_type": "PrimitiveString", "inputs": {"value": "../../outside"}}
+    linked["3"]["inputs"]["filename_prefix"] = ["4", 0]
+    (tmp_path / "esc.json").write_text(json.dumps(linked))
     code, out, err = invoke(tmp_path / "esc.json", "--base-directory", base)
     assert code == 1
     assert "node 3 (SaveImage) failed" in err and "PathEscapeError" in err

@@ -69,8 +69,17 @@ def test_save_image_subfolders_and_tokens(runtime):
 def test_save_image_prefix_cannot_escape_the_output_folder(runtime, prefix):
     outcome, _ = run(runtime, save_prompt(prefix=prefix))
     assert outcome.status == "error"
-    assert outcome.error["exception_type"] == "engine.errors.PathEscapeError"
+    error = outcome.node_errors["2"]["errors"][0]  # refused at validation, before anything ran
+    assert error["type"] == "custom_validation_failed" and "not allowed" in error["details"]
     assert not (runtime.paths.base_directory / "escape").exists()
+
+
+def test_linked_prefix_is_still_contained_when_saving(runtime):
+    prompt = save_prompt()
+    prompt["p"] = node("PrimitiveString", value="../../escape")
+    prompt["2"]["inputs"]["filename_prefix"] = ["p", 0]
+    outcome, _ = run(runtime, prompt)
+    assert outcome.status == "error" and outcome.error["exception_type"] == "engine.errors.PathEscapeError"
 
 
 def test_disable_metadata(tmp_path):
