@@ -173,6 +173,17 @@ class EditorPage:
             [name, base64.b64encode(data).decode(), mime],
         )
 
+    def add_via_search(self, query: str, node_type: str) -> int:
+        """Double-click empty canvas, type a query, pick the expected first hit; returns its id."""
+        before = {n["id"] for n in self.doc()["nodes"]}
+        self.dblclick(self.empty_spot())
+        self.page.wait_for_selector(".search-dialog .search-input")
+        self.page.keyboard.type(query)
+        self.wait_for("(t) => document.querySelector('.search-row')?.dataset.type === t", node_type)
+        self.page.keyboard.press("Enter")
+        self.wait_for("(n) => window.app.editor.toDoc().nodes.length === n", len(before) + 1)
+        return [n["id"] for n in self.doc()["nodes"] if n["id"] not in before][0]
+
     def wait_for(self, expr: str, arg=None, timeout: float = 10000) -> None:
         self.page.wait_for_function(expr, arg=arg, timeout=timeout)
 

@@ -31,6 +31,20 @@ const ICONS = {
   queue: svg('<path d="M4 6h16M4 12h16M4 18h10"/><path d="M17 16l3 2-3 2z" fill="currentColor"/>'),
 };
 
+/** Editor-only node types offered next to the server's (never sent to it). */
+const EDITOR_NODES: NodeDef[] = [
+  {
+    name: "Reroute", displayName: "Reroute", category: "utils", pythonModule: "", outputNode: false, deprecated: false, experimental: false,
+    description: "Passes one link through a point you place, to tidy long wires.",
+    inputs: [{ name: "", type: "*", widget: null, optional: false, default: undefined, choices: [], multiline: false, controlAfterGenerate: false, imageUpload: false, tooltip: "" }],
+    outputs: [{ name: "", type: "*", isList: false, tooltip: "" }],
+  },
+  {
+    name: "Note", displayName: "Note", category: "utils", pythonModule: "", outputNode: false, deprecated: false, experimental: false,
+    description: "A text note on the canvas; not part of the run.", inputs: [], outputs: [],
+  },
+];
+
 /** Where a document came from, for messages. */
 export interface LoadedDoc {
   doc: WorkflowDoc;
@@ -43,7 +57,7 @@ export class App {
   readonly workspace = new Workspace(this.api, (doc) => JSON.stringify(toFile(doc, this.defs), null, 2));
   editor!: GraphEditor;
   defs: NodeDefs = new Map();
-  private search = new SearchDialog(() => this.defs);
+  private search = new SearchDialog(() => this.libraryDefs());
   private library!: LibraryPanel;
   private workflows!: WorkflowsPanel;
   queuePanel!: QueuePanel;
@@ -72,6 +86,13 @@ export class App {
     if (!restored) await this.newWorkflow(defaultWorkflow(this.defs), "Default");
     else this.showTab(this.workspace.active!);
     void this.queuePanel.refresh();
+    // Model lists change on disk: re-read definitions when the user comes back to the tab.
+    let lastRefresh = Date.now();
+    window.addEventListener("focus", () => {
+      if (Date.now() - lastRefresh < 5000) return;
+      lastRefresh = Date.now();
+      void this.loadDefs();
+    });
     window.addEventListener("beforeunload", () => {
       this.syncActive();
       this.workspace.writeSessionNow();
@@ -134,6 +155,15 @@ export class App {
         if (tab) this.workspace.updateView(tab, this.editor.toDoc());
       },
       onSearchRequest: (pos, screen, link) => this.openSearch(pos, screen, link),
+      searchAt: (pos, screen) => this.openSearch(pos, screen, null),
+      renameNode: (node) => {
+        void promptText("Rename node", node.title).then((title) => {
+          if (!title) return;
+          node.title = title;
+          this.editor.redraw();
+          this.editor.scheduleCheck();
+        });
+      },
       uploadImage: (node, widget) => this.pickUpload(node, widget),
       inputImageUrl: (name) => this.api.viewUrl(splitInputName(name)),
     };
@@ -162,7 +192,7 @@ export class App {
       this.editor.addNode(type, [p[0], p[1]]);
     });
 
-    this.library = new LibraryPanel(() => this.defs, (def) => this.addNodeAtCenter(def));
+    this.library = new LibraryPanel(() => this.libraryDefs(), (def) => this.addNodeAtCenter(def));
     this.workflows = new WorkflowsPanel(this.api, {
       open: (path) => void this.openPath(path),
       renamed: (from, to) => {
@@ -263,6 +293,13 @@ export class App {
     } catch (e) {
       toast("Could not load node definitions", "error", String(e));
     }
+  }
+
+  /** Server node types plus the editor's own (reroute, note) for search and the library. */
+  libraryDefs(): NodeDefs {
+    const all: NodeDefs = new Map(this.defs);
+    for (const def of EDITOR_NODES) if (!all.has(def.name)) all.set(def.name, def);
+    return all;
   }
 
   // ------------------------------------------------------------------ tabs
@@ -745,6 +782,11 @@ export class App {
     const tab = await this.newWorkflow(loaded.doc, loaded.name);
     this.reportWarnings(loaded);
     return tab;
+  }
+
+  /** The active workflow as the API prompt it would queue (export and tests). */
+  currentPrompt(): unknown {
+    return workflowToPrompt(this.editor.toDoc(), this.defs).prompt;
   }
 
   /** The active workflow as the saved file format. */

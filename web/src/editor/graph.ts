@@ -51,7 +51,12 @@ export interface LinkDropContext {
   type: string;
 }
 
-export interface EditorEvents {
+export interface MenuActions {
+  renameNode(node: LgNode): void;
+  searchAt(pos: [number, number], screen: [number, number]): void;
+}
+
+export interface EditorEvents extends MenuActions {
   onChange(ops: Op[]): void;
   onViewChange(): void;
   onSearchRequest(pos: [number, number], screen: [number, number], link: LinkDropContext | null): void;
@@ -98,6 +103,7 @@ export class GraphEditor {
     registerRerouteClass();
     registerNoteClass(this.hooks);
     this.installCanvasHooks();
+    this.installMenus();
   }
 
   // ------------------------------------------------------------------ definitions
@@ -515,6 +521,60 @@ export class GraphEditor {
     return bottom;
   }
 
+  /** Our node and canvas context menus (litegraph's own offer things our format does not keep). */
+  private installMenus(): void {
+    const canvas = this.canvas;
+    type Item = { content: string; callback?: (...args: never[]) => void; has_submenu?: boolean; disabled?: boolean } | null;
+    const after = (fn: () => void) => () => {
+      fn();
+      canvas.setDirty(true, true);
+      this.scheduleCheck();
+    };
+    canvas.getNodeMenuOptions = ((node: LgNode) => {
+      const targets = node.is_selected ? this.selectedNodes() : [node];
+      const items: Item[] = [
+        { content: "Rename…", callback: after(() => this.events.renameNode(node)) },
+        { content: "Colors", has_submenu: true, callback: LGraphCanvas.onMenuNodeColors as never },
+        null,
+        { content: modeFromLg(node.mode) === "bypass" ? "Remove bypass (Ctrl+B)" : "Bypass (Ctrl+B)", callback: after(() => this.setMode(targets, "bypass")) },
+        { content: modeFromLg(node.mode) === "mute" ? "Unmute (Ctrl+M)" : "Mute (Ctrl+M)", callback: after(() => this.setMode(targets, "mute")) },
+        { content: node.flags.collapsed ? "Expand" : "Collapse", callback: after(() => node.collapse(true)) },
+        { content: node.pinned ? "Unpin" : "Pin", callback: after(() => node.pin()) },
+        null,
+        { content: "Group selected (Ctrl+G)", callback: after(() => this.groupSelected()) },
+        { content: "Clone", callback: after(() => {
+          const clone = node.clone() as unknown as LgNode | null;
+          if (!clone) return;
+          clone.pos = [node.pos[0] + 30, node.pos[1] + 30];
+          this.graph.add(clone as LGraphNode);
+        }) },
+        null,
+        { content: "Delete", callback: after(() => {
+          for (const n of targets) this.graph.remove(n as LGraphNode);
+        }) },
+      ];
+      return items;
+    }) as never;
+    canvas.getCanvasMenuOptions = (() => {
+      const mouse = [canvas.graph_mouse[0], canvas.graph_mouse[1]] as [number, number];
+      const screen = [canvas.last_mouse[0], canvas.last_mouse[1]] as [number, number];
+      const rect = this.element.getBoundingClientRect();
+      const items: Item[] = [
+        { content: "Add node…", callback: () => this.events.searchAt(mouse, [rect.left + screen[0], rect.top + screen[1]]) },
+        { content: "Add group", callback: after(() => {
+          const g = new LGraphGroup("Group");
+          g.pos = [mouse[0], mouse[1]];
+          this.graph.add(g);
+        }) },
+        { content: "Group selected (Ctrl+G)", disabled: this.selectedNodes().length === 0, callback: after(() => this.groupSelected()) },
+        null,
+        { content: "Paste (Ctrl+V)", callback: after(() => canvas.pasteFromClipboard({ position: mouse })) },
+        { content: "Fit view (.)", callback: () => this.fitView() },
+      ];
+      return items;
+    }) as never;
+  }
+
   private installCanvasHooks(): void {
     const canvas = this.canvas;
     const editor = this;
@@ -536,6 +596,11 @@ export class GraphEditor {
 
     el.addEventListener("litegraph:canvas", (ev: Event) => {
       const detail = (ev as CustomEvent).detail as { subType: string; originalEvent?: MouseEvent };
+      if (detail.subType === "node-double-click" && detail.originalEvent) {
+        const node = (detail as unknown as { node: LgNode }).node;
+        const e = detail.originalEvent as MouseEvent & { canvasY: number };
+        if (node && e.canvasY < node.pos[1]) this.events.renameNode(node);
+      }
       if (detail.subType === "empty-double-click" && detail.originalEvent) {
         const e = detail.originalEvent as MouseEvent & { canvasX: number; canvasY: number };
         this.events.onSearchRequest([e.canvasX, e.canvasY], [e.clientX, e.clientY], null);

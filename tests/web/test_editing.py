@@ -1,0 +1,141 @@
+"""Browser tests: copy/paste, bypass/mute, groups, reroutes, widget <-> input conversion,
+image upload, renaming and colours from the context menu, model lists refreshing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.browser, pytest.mark.mock_ok]
+
+
+def prompt(editor) -> dict:
+    return editor.js("() => window.app.currentPrompt()")
+
+
+def select(editor, node_id: int, add: bool = False) -> None:
+    editor.js("([id, add]) => window.app.editor.canvas.selectNode(window.app.editor.nodeById(id), add)", [node_id, add])
+
+
+def test_copy_paste_without_and_with_links(editor):
+    enc = [n["id"] for n in editor.doc()["nodes"] if n["type"] == "CLIPTextEncode"][0]
+    select(editor, enc)
+    editor.key("Control+c")
+    editor.page.mouse.move(*editor.empty_spot())
+    editor.key("Control+v")
+    editor.wait_for("() => window.app.editor.toDoc().nodes.filter(n => n.type === 'CLIPTextEncode').length === 3")
+    doc = editor.doc()
+    new = max(n["id"] for n in doc["nodes"])
+    assert [n for n in doc["nodes"] if n["id"] == new][0]["inputs"]["text"] == [n for n in doc["nodes"] if n["id"] == enc][0]["inputs"]["text"]
+    assert not any(l["to"][0] == new for l in doc["links"]), "plain paste keeps no input links"
+    editor.key("Control+Shift+v")
+    editor.wait_for("() => window.app.editor.toDoc().nodes.filter(n => n.type === 'CLIPTextEncode').length === 4")
+    doc = editor.doc()
+    newest = max(n["id"] for n in doc["nodes"])
+    assert any(l["to"] == [newest, "clip"] for l in doc["links"]), "Ctrl+Shift+V keeps the input links"
+    editor.key("Control+z")
+    assert len([n for n in editor.doc()["nodes"] if n["type"] == "CLIPTextEncode"]) == 3
+
+
+def test_bypass_and_mute_change_what_is_queued(editor):
+    dec = editor.node_id("VAEDecode")
+    select(editor, dec)
+    editor.key("Control+b")
+    assert [n.get("mode") for n in editor.doc()["nodes"] if n["id"] == dec] == ["bypass"]
+    assert str(dec) not in prompt(editor)
+    editor.screenshot("bypassed")
+    editor.key("Control+b")
+    editor.key("Control+m")
+    assert [n.get("mode") for n in editor.doc()["nodes"] if n["id"] == dec] == ["mute"]
+    p = prompt(editor)
+    assert str(dec) not in p and "images" not in p[str(editor.node_id("SaveImage"))]["inputs"]
+    editor.key("Control+z")
+    assert str(dec) in prompt(editor), "undo of mute restores the active node"
+    editor.key("Control+z")
+    assert str(dec) not in prompt(editor), "one more undo restores the bypass"
+
+
+def test_group_selected_nodes_and_undo(editor):
+    a, b = editor.node_id("CLIPTextEncode", 0), editor.node_id("CLIPTextEncode", 1)
+    select(editor, a)
+    select(editor, b, True)
+    editor.key("Control+g")
+    groups = editor.doc()["groups"]
+    assert len(groups) == 1
+    x, y, w, h = groups[0]["bounding"]
+    for nid in (a, b):
+        n = [n for n in editor.doc()["nodes"] if n["id"] == nid][0]
+        assert x <= n["pos"][0] and n["pos"][0] + n["size"][0] <= x + w
+    editor.screenshot("group")
+    editor.key("Control+z")
+    assert editor.doc()["groups"] == []
+
+
+def test_reroute_from_search_passes_the_link_through(editor):
+    rr = editor.add_via_search("reroute", "Reroute")
+    dec, save = editor.node_id("VAEDecode"), editor.node_id("SaveImage")
+    editor.drag(editor.output_pos(dec, 0), editor.input_pos(rr, ""))
+    editor.drag(editor.output_pos(rr, 0), editor.input_pos(save, "images"))
+    editor.wait_for("([rr, save]) => window.app.editor.toDoc().links.some(l => l.from[0] === rr && l.to[0] === save)", [rr, save])
+    p = prompt(editor)
+    assert p[str(save)]["inputs"]["images"] == [str(dec), 0]
+    assert str(rr) not in p
+
+
+def test_widget_becomes_an_input_when_linked_and_back_when_unlinked(editor):
+    ks = editor.node_id("KSampler")
+    prim = editor.add_via_search("primitive int", "PrimitiveInt")
+    editor.js("(id) => { const n = window.app.editor.nodeById(id); n.widgets[0].value = 1234; window.app.editor.checkForChanges(); }", prim)
+    editor.drag(editor.output_pos(prim, 0), editor.widget_pos(ks, "steps", "left"))
+    editor.wait_for("(id) => window.app.editor.toDoc().links.some(l => l.to[0] === id && l.to[1] === 'steps')", ks)
+    assert prompt(editor)[str(ks)]["inputs"]["steps"] == [str(prim), 0]
+    disabled = editor.js("(id) => window.app.editor.nodeById(id).widgets.find(w => w.name === 'steps').computedDisabled", ks)
+    assert disabled
+    editor.screenshot("widget-input")
+    editor.key("Control+z")
+    assert prompt(editor)[str(ks)]["inputs"]["steps"] == 20
+
+
+def test_load_image_upload_shows_a_preview_and_is_selected(editor):
+    node = editor.add_via_search("load image", "LoadImage")
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 32), (200, 60, 60)).save(buf, format="PNG")
+    with editor.page.expect_file_chooser() as chooser:
+        editor.page.mouse.click(*editor.widget_pos(node, "choose file to upload"))
+    chooser.value.set_files(files=[{"name": "red.png", "mimeType": "image/png", "buffer": buf.getvalue()}])
+    editor.wait_for("(id) => { const w = window.app.editor.nodeById(id).widgets[0]; return typeof w.value === 'string' && w.value.includes('red'); }", node)
+    editor.wait_for("(id) => window.app.editor.nodeById(id).lgRuntime.images.some(i => i.naturalWidth === 48)", node)
+    value = editor.widget_value(node, "image")
+    assert value in editor.js("(id) => window.app.editor.nodeById(id).widgets[0].options.values", node)
+    editor.screenshot("upload")
+
+
+def test_rename_and_colour_from_the_context_menu(editor):
+    ks = editor.node_id("KSampler")
+    editor.page.mouse.click(*editor.title_pos(ks), button="right")
+    editor.page.locator(".litemenu-entry", has_text="Rename").click()
+    editor.page.locator(".modal-input").fill("Hero sampler")
+    editor.page.keyboard.press("Enter")
+    editor.wait_for("(id) => window.app.editor.toDoc().nodes.find(n => n.id === id).title === 'Hero sampler'", ks)
+    editor.page.mouse.click(*editor.title_pos(ks), button="right")
+    editor.page.locator(".litemenu-entry", has_text="Colors").click()
+    editor.page.locator(".litemenu-entry", has_text="green").click()
+    editor.wait_for("(id) => !!window.app.editor.toDoc().nodes.find(n => n.id === id).color", ks)
+    editor.screenshot("renamed")
+    assert prompt(editor)[str(ks)]["_meta"]["title"] == "Hero sampler"
+
+
+def test_model_lists_refresh_from_the_server(editor):
+    root = getattr(editor.server, "root", None) or getattr(editor.server, "base", None)
+    ckpts = root / "models" / "checkpoints"
+    ckpts.mkdir(parents=True, exist_ok=True)
+    added = ckpts / "zz-brand-new.safetensors"
+    added.write_bytes(b"")
+    try:
+        editor.key("r")
+        ckpt = editor.node_id("CheckpointLoaderSimple")
+        editor.wait_for("(id) => window.app.editor.nodeById(id).widgets[0].options.values.includes('zz-brand-new.safetensors')", ckpt)
+    finally:
+        added.unlink()
