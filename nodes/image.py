@@ -19,8 +19,8 @@ from engine.errors import PathEscapeError
 from engine.imagefiles import save_target, write_new_file
 from engine.paths import contained_path
 from engine.runtime import services
-
 from nodes import MAX_RESOLUTION
+
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 _ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
 
