@@ -91,7 +91,7 @@ class UNETLoader:
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "load_unet"
     CATEGORY = "advanced/loaders"
-    DESCRIPTION = "Loads a UNet-only file in the original LDM layout."
+    DESCRIPTION = "Loads a UNet-only file (original LDM or diffusers layout)."
 
     def load_unet(self, unet_name, weight_dtype="default"):
         if weight_dtype != "default":

@@ -17,6 +17,7 @@ from torch import nn
 
 from diffusion.checkpoint.arch import TEXT_PREFIXES, UNET_PREFIX, VAE_PREFIX, Family
 from diffusion.checkpoint.detect import CheckpointInfo, detect, infer_vae_config, sub_state_dict
+from diffusion.checkpoint.diffusers_unet import diffusers_unet_to_ldm, is_diffusers_unet
 from diffusion.checkpoint.diffusers_vae import diffusers_vae_to_ldm, is_diffusers_vae
 from diffusion.checkpoint.errors import CheckpointError
 from diffusion.checkpoint.files import parse_arch_metadata, read_state_dict
@@ -156,17 +157,15 @@ def load_checkpoint(
 def load_unet_file(
     path: str | Path, manager: ModelManager, overrides: dict[str, Any] | None = None
 ) -> ModelHandle:
-    """A UNet-only file (LDM keys, bare or under ``model.diffusion_model.``) as a MODEL."""
+    """A UNet-only file as a MODEL: LDM keys (bare or under ``model.diffusion_model.``) or diffusers'."""
     path = Path(path)
     state_dict, metadata = read_state_dict(path)
     arch = parse_arch_metadata(metadata)
     unet_sd = sub_state_dict(state_dict, UNET_PREFIX) or state_dict
+    if is_diffusers_unet(unet_sd):
+        unet_sd = diffusers_unet_to_ldm(unet_sd)
     if "input_blocks.0.0.weight" not in unet_sd:
-        if "conv_in.weight" in unet_sd:
-            raise CheckpointError(
-                f"{path.name} is a diffusers-layout UNet; only the original LDM layout is supported"
-            )
-        raise CheckpointError(f"{path.name} is not an SD UNet (no input_blocks.0.0.weight)")
+        raise CheckpointError(f"{path.name} is not an SD UNet (neither LDM nor diffusers UNet keys)")
     info = detect(state_dict, unet_sd, None, arch, overrides)
     unet = build_unet(info.unet, unet_sd, manager.unet_dtype(), manager.storage_device)
     return ModelHandle(

@@ -150,3 +150,29 @@ def test_diffusers_layout_vae_file_loads_and_matches(tiny_checkpoint, cpu_manage
     assert _max_diff(vae.decode(z), loaded.vae.decode(z)) == 0.0
     pixels = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(7))
     assert _max_diff(vae.encode(pixels), loaded.vae.encode(pixels)) == 0.0
+
+
+@pytest.mark.parametrize("variant", ["sd1", "sdxl", "sdxl-refiner"])
+def test_diffusers_layout_unet_file_loads_to_the_same_network(
+    variant, tiny_checkpoint, cpu_manager, tmp_path
+):
+    """diffusers' converter takes LDM → diffusers; our renamer must bring every tensor back."""
+    from safetensors.torch import save_file
+
+    from diffusion.checkpoint import load_unet_file
+    from diffusion.checkpoint.diffusers_unet import diffusers_unet_to_ldm
+
+    path = tiny_checkpoint(variant, text=False)
+    loaded = load_checkpoint(path, cpu_manager, load_clip=False, load_vae=False)
+    state_dict, metadata = read_state_dict(path)
+    diffusers_sd = diffusers_unet(state_dict, loaded.info.unet).state_dict()
+    ours = {
+        k.removeprefix("model.diffusion_model."): v for k, v in state_dict.items() if k.startswith("model.")
+    }
+    back = diffusers_unet_to_ldm(diffusers_sd)
+    assert set(back) == set(ours)
+    assert all(torch.equal(back[k], ours[k]) for k in ours)
+    file = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file({k: v.contiguous() for k, v in diffusers_sd.items()}, str(file), metadata=metadata)
+    model = load_unet_file(file, cpu_manager)
+    assert model.family == loaded.info.family and model.unet_config == loaded.info.unet
