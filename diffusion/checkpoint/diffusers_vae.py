@@ -74,7 +74,7 @@ def _rename(key: str, decoder_levels: int) -> str:
     if match := re.match(
         r"(down|up)_blocks\.(\d+)\.(downsamplers|upsamplers)\.0\.conv\.(weight|bias)$", rest
     ):
-        _, level, sampler, kind = match.groups()
+        _, level, _sampler, kind = match.groups()
         if side == "encoder":
             return f"encoder.down.{level}.downsample.conv.{kind}"
         return f"decoder.up.{decoder_levels - 1 - int(level)}.upsample.conv.{kind}"
