@@ -8,7 +8,7 @@ from diffusion.models.attention import attention
 
 
 def _reference(q, k, v, heads):
-    b, n, inner = q.shape
+    b, _, inner = q.shape
     d = inner // heads
     q, k, v = (t.float().view(b, -1, heads, d).transpose(1, 2) for t in (q, k, v))
     weights = torch.softmax(q @ k.transpose(-1, -2) / d**0.5, dim=-1)

@@ -52,7 +52,7 @@ def test_command_line_writes_the_file_and_rejects_bad_input(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     with safe_open(str(out), "pt") as handle:
-        assert "v_pred" in handle.keys()
+        assert "v_pred" in list(handle.keys())
     bad = subprocess.run(
         [sys.executable, "tools/make_tiny_checkpoint.py", "--family", "sd3", "--out", str(out)],
         cwd=REPO,
