@@ -35,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="override an input; NODE is a node id or a unique title, VALUE is JSON or text "
                              "(repeatable)")
-    parser.add_argument("--force", action="store_true", help="re-run every node, ignoring cached results")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_arguments(parser)
     return parser
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
     try:
         outcome = runtime.executor.execute(prompt, uuid.uuid4().hex, listener,
                                            extra_data={"extra_pnginfo": loaded.extra_pnginfo()},
-                                           outputs=validation.good_outputs, interrupt=interrupt, force=args.force)
+                                           outputs=validation.good_outputs, interrupt=interrupt)
     except KeyboardInterrupt:
         listener.close()
         print("aborted", file=err)
@@ -196,7 +195,7 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
 
 def _report(outcome: Any, runtime: Any, out: TextIO, err: TextIO, verbose: bool) -> int:
     for node_id, path, cached in written_files(outcome, runtime):
-        suffix = "  (cached: written by an earlier run; --force writes a new file)" if cached else ""
+        suffix = "  (an identical output node wrote it; not written twice)" if cached else ""
         print(f"{path}{suffix}", file=out)
     if outcome.status == "success":
         ran = sum(1 for r in outcome.run_report.values() if r["state"] == "ran")
