@@ -30,7 +30,8 @@ from engine.events import ExecutionListener, FanOutListener, NullListener
 from engine.interrupt import InterruptFlag
 from engine.nodedef import NodeDefinition
 from engine.registry import NodeRegistry
-from engine.runtime import NodeContext, Services, enter_node, leave_node, using_services
+from engine.runtime import _node as _node_context_var  # set directly: this is the hot path
+from engine.runtime import NodeContext, Services, using_services
 from engine.validation import ValidationResult, validate_prompt
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class Executor:
 
     # ---- state shared across prompts ----------------------------------------------------
     def _instance(self, node_id: str, definition: NodeDefinition) -> Any:
+        """The node's instance, reused per (node id, class) as ComfyUI does (nodes may keep state)."""
         key = (node_id, definition.name)
         instance = self._instances.get(key)
         if instance is None or type(instance) is not definition.node_class:
@@ -553,8 +555,15 @@ class _PromptRun:
             inputs = self._gather(node_id, definition)
             if definition.has_lazy_check and self._needs_lazy_inputs(node_id, definition, instance, inputs):
                 return  # re-queued once the requested inputs are ready
-            reason = self._reason(node_id)
-            outputs, ui = self._call(node_id, definition, instance, inputs)
+            if node_id not in self.executor._fingerprints and node_id not in self.forced:
+                reason = "new"
+            else:
+                reason = self._reason(node_id)
+            if self.executor.mutation_check:
+                outputs, ui = self._call_checked(node_id, definition, instance, inputs)
+            else:
+                outputs, ui = self._merge(node_id, definition,
+                                          self._map(node_id, definition, instance, definition.function, inputs))
         except InterruptedByUser:
             self._interrupted(node_id, definition)
         except _Stop:
@@ -565,13 +574,22 @@ class _PromptRun:
             self._fail(node_id, exc, inputs)
         key = self.keys[node_id]
         self.local_by_key[key] = (outputs, ui)
-        if not self._blocked(outputs):
+        blocked = False
+        for slot in outputs:
+            for value in slot:
+                if type(value) is ExecutionBlocker:
+                    blocked = True
+                    break
+        if not blocked:
             self.cache.put(key, outputs, ui)
         else:
             self.cache.discard(key)  # blocked results depend on run-time decisions, not on the key
         self.seen.append(node_id)
         self.outcome.executed.append(node_id)
-        self._report(node_id, "ran", reason)
+        self.outcome.run_report[node_id] = {"state": "ran", "reason": reason}
+        if not self.quiet:
+            self._emit("lg.node_report", {"prompt_id": self.prompt_id, "node": node_id, "state": "ran",
+                                          "reason": reason})
         if ui:
             self.outcome.outputs[node_id] = ui
             self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
@@ -579,14 +597,6 @@ class _PromptRun:
         if not self.quiet:
             self._progress_state(node_id, "finished", 1, 1)
         self._complete(node_id, outputs)
-
-    @staticmethod
-    def _blocked(outputs: list[list[Any]]) -> bool:
-        for slot in outputs:
-            for value in slot:
-                if type(value) is ExecutionBlocker:
-                    return True
-        return False
 
     def _needs_lazy_inputs(self, node_id: str, definition: NodeDefinition, instance: Any,
                            inputs: dict[str, list[Any]]) -> bool:
@@ -618,8 +628,8 @@ class _PromptRun:
         """Call `function` once per list index (or once with whole lists for INPUT_IS_LIST)."""
         method = getattr(instance, function)
         interrupt = self.interrupt
-        token = enter_node(NodeContext(self.prompt_id, node_id, self.executor.services, interrupt,
-                                       None if self.quiet else self._progress_callback(node_id)))
+        token = _node_context_var.set(NodeContext(self.prompt_id, node_id, self.executor.services, interrupt,
+                                                  None if self.quiet else self._progress_callback(node_id)))
         try:
             if definition.input_is_list:
                 blocker = None if lazy else next(
@@ -662,7 +672,7 @@ class _PromptRun:
                 results.append(result)
             return results
         finally:
-            leave_node(token)
+            _node_context_var.reset(token)
 
     def _blocker(self, node_id: str, definition: NodeDefinition, blocker: ExecutionBlocker) -> ExecutionBlocker:
         if blocker.message is not None:
@@ -674,17 +684,14 @@ class _PromptRun:
             return ExecutionBlocker(None)
         return blocker
 
-    def _call(self, node_id: str, definition: NodeDefinition, instance: Any,
-              inputs: dict[str, list[Any]]) -> tuple[list[list[Any]], dict[str, Any] | None]:
-        records = None
-        if self.executor.mutation_check:
-            from engine import mutation
+    def _call_checked(self, node_id: str, definition: NodeDefinition, instance: Any,
+                      inputs: dict[str, list[Any]]) -> tuple[list[list[Any]], dict[str, Any] | None]:
+        """The node call under --debug-mutation-check: snapshot inputs, call, compare."""
+        from engine import mutation
 
-            records = mutation.snapshot({k: v for k, v in inputs.items() if k in definition.inputs})
+        records = mutation.snapshot({k: v for k, v in inputs.items() if k in definition.inputs})
         returns = self._map(node_id, definition, instance, definition.function, inputs)
-        if records is not None:
-            from engine import mutation
-
+        if records:
             path = mutation.find_mutation(records)
             if path is not None:
                 self._discard_sources(node_id)
