@@ -163,7 +163,7 @@ def _simple_tokenizer():
     return _REFERENCE_TOKENIZER[0]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.text(alphabet=_PRINTABLE, max_size=30))
 def test_any_printable_text_tokenizes_like_open_clip(text):
     assert SDTokenizer("g", 0).token_ids(text) == _simple_tokenizer().encode(text)
