@@ -188,6 +188,9 @@ class UIWorkflowConverter:
                 continue
             if str(node_type) in self.subgraph_ids:
                 raise WorkflowFormatError(f"node {node_id} is a subgraph; subgraphs are not supported yet")
+            if isinstance(node_type, str) and node_type.startswith(("workflow>", "workflow/")):
+                raise WorkflowFormatError(f"node {node_id} is a group node ({node_type}); group nodes are not "
+                                          "supported yet: convert it back to its nodes in the editor")
             definition = self._definition(node_type)
             inputs = self._widget_values(node_id, raw, definition) if definition else {}
             for slot in raw.get("inputs") or []:

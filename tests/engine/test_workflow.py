@@ -110,6 +110,12 @@ def test_subgraphs_are_refused_clearly(runtime):
         load_workflow_data(workflow, runtime.registry)
 
 
+def test_group_nodes_are_refused_clearly(runtime):
+    workflow = {"nodes": [ui_node(1, "workflow>MyGroup")], "links": [], "version": 0.4}
+    with pytest.raises(WorkflowFormatError, match="group node"):
+        load_workflow_data(workflow, runtime.registry)
+
+
 def test_our_format_round_trips_and_stores_inputs_by_name(runtime):
     prompt = {"1": node("TestIntConstant", value=3), "2": node("TestAdd", a=["1", 0], b=4),
               "3": {**node("TestOutput", value=["2", 0]), "_meta": {"title": "Result"}}}
