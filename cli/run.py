@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override an input; NODE is a node id or a unique title, VALUE is JSON or text "
                              "(repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (status, files, per-node run report, error) instead of "
+                             "the file list")
     add_common_arguments(parser)
     return parser
 
@@ -190,11 +193,18 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     listener.close()
-    return _report(outcome, runtime, out, err, args.verbose)
+    code = _report(outcome, runtime, None if args.json else out, err, args.verbose)
+    if args.json:
+        summary = {"status": outcome.status, "exit_code": code, "prompt_id": outcome.prompt_id,
+                   "files": [str(path) for _, path, _ in written_files(outcome, runtime)],
+                   "outputs": outcome.outputs, "run_report": outcome.run_report, "error": outcome.error,
+                   "node_errors": outcome.node_errors}
+        print(json.dumps(summary, default=str), file=out)
+    return code
 
 
-def _report(outcome: Any, runtime: Any, out: TextIO, err: TextIO, verbose: bool) -> int:
-    for node_id, path, cached in written_files(outcome, runtime):
+def _report(outcome: Any, runtime: Any, out: TextIO | None, err: TextIO, verbose: bool) -> int:
+    for node_id, path, cached in written_files(outcome, runtime) if out is not None else ():
         suffix = "  (an identical output node wrote it; not written twice)" if cached else ""
         print(f"{path}{suffix}", file=out)
     if outcome.status == "success":

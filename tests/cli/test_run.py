@@ -128,6 +128,15 @@ def test_unreadable_files_and_bad_overrides(tmp_path, base):
     assert code == 2 and "no node" in err
 
 
+def test_json_summary(tmp_path, base):
+    (tmp_path / "wf.json").write_text(json.dumps(API))
+    code, out, err = invoke(tmp_path / "wf.json", "--base-directory", base, "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["status"] == "success" and summary["exit_code"] == 0
+    assert summary["files"] == [str(base / "output" / "cli_00001_.png")]
+    assert summary["run_report"]["3"] == {"state": "ran", "reason": "new"}
+
+
 def test_override_parsing():
     assert parse_override("3.seed=42") == ("3", "seed", 42)
     assert parse_override("My.Title.text=hello world") == ("My.Title", "text", "hello world")
