@@ -172,7 +172,6 @@ class _PromptRun:
         self.ready_outputs: list[str] = []
         self.progress: dict[str, dict[str, Any]] = {}
         self.active_progress: dict[str, dict[str, Any]] = {}
-        self.current_node: str | None = None
 
     # ---- events -------------------------------------------------------------------------
     def _emit(self, event: str, data: dict[str, Any]) -> None:
