@@ -117,3 +117,9 @@ def test_edm_checkpoints_are_refused_clearly(tmp_path, cpu_manager):
     save_file(state, str(path), metadata=metadata)
     with pytest.raises(CheckpointError, match="EDM"):
         load_checkpoint(path, cpu_manager, load_clip=False)
+
+
+def test_checkpoint_without_text_encoders_gives_clip_none(tiny_checkpoint, cpu_manager):
+    loaded = load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager)
+    assert loaded.clip is None
+    assert loaded.model is not None and loaded.vae is not None
