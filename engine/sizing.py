@@ -46,7 +46,10 @@ def value_nbytes(value: Any, _seen: set[int] | None = None) -> int:
         if id(value) in seen:
             return 0
         seen.add(id(value))
-        return 64 + sum(value_nbytes(k, seen) + value_nbytes(v, seen) for k, v in value.items())
+        total = 64 + 8 * len(value)
+        for key, item in value.items():
+            total += value_nbytes(key, seen) + value_nbytes(item, seen)
+        return total
     if isinstance(value, (list, tuple, set, frozenset)):
         if id(value) in seen:
             return 0
