@@ -45,6 +45,7 @@ class NodeContext:
         return f"NodeContext(prompt_id={self.prompt_id!r}, node_id={self.node_id!r})"
 
 
+# The executor sets _node directly around each node call (hot path); others use node_context().
 _node: ContextVar[NodeContext | None] = ContextVar("latentgraph_node_context", default=None)
 _scoped: ContextVar[Services | None] = ContextVar("latentgraph_services", default=None)
 
@@ -97,15 +98,6 @@ def node_context(context: NodeContext) -> Iterator[NodeContext]:
         yield context
     finally:
         _node.reset(token)
-
-
-def enter_node(context: NodeContext) -> Any:
-    """Executor fast path of node_context(): returns the token for leave_node()."""
-    return _node.set(context)
-
-
-def leave_node(token: Any) -> None:
-    _node.reset(token)
 
 
 def current_node() -> NodeContext | None:
