@@ -4,6 +4,7 @@ image upload, renaming and colours from the context menu, model lists refreshing
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -139,3 +140,47 @@ def test_model_lists_refresh_from_the_server(editor):
         editor.wait_for("(id) => window.app.editor.nodeById(id).widgets[0].options.values.includes('zz-brand-new.safetensors')", ckpt)
     finally:
         added.unlink()
+
+
+def test_box_select_then_move_moves_every_selected_node(editor):
+    a, b = editor.node_id("CLIPTextEncode", 0), editor.node_id("CLIPTextEncode", 1)
+    nodes = {n["id"]: n for n in editor.doc()["nodes"]}
+    x0 = min(nodes[a]["pos"][0], nodes[b]["pos"][0]) - 20
+    y0 = min(nodes[a]["pos"][1], nodes[b]["pos"][1]) - 50
+    x1 = max(nodes[i]["pos"][0] + nodes[i]["size"][0] for i in (a, b)) + 20
+    y1 = max(nodes[i]["pos"][1] + nodes[i]["size"][1] for i in (a, b)) + 20
+    editor.page.keyboard.down("Control")
+    editor.drag(editor.to_screen(x0, y0), editor.to_screen(x1, y1))
+    editor.page.keyboard.up("Control")
+    selected = editor.js("() => window.app.editor.selectedNodes().map(n => n.id).sort()")
+    assert sorted(selected) == sorted([a, b])
+    title = editor.title_pos(a)
+    editor.drag(title, (title[0] + 100, title[1] + 40))
+    editor.wait_for("(id) => window.app.editor.log.size > 0", a)
+    after = {n["id"]: n for n in editor.doc()["nodes"]}
+    for i in (a, b):
+        assert after[i]["pos"] != nodes[i]["pos"]
+    assert after[editor.node_id("KSampler")]["pos"] == nodes[editor.node_id("KSampler")]["pos"]
+    assert editor.page.locator("#undo-button").get_attribute("title").startswith("Undo Move 2 nodes")
+
+
+def test_node_library_lists_categories_and_adds_a_node(editor):
+    editor.page.locator(".side-btn[data-panel='library']").click()
+    editor.page.locator(".tree-cat[data-category='latent']").click()
+    row = editor.page.locator(".tree-node[data-type='EmptyLatentImage']")
+    assert row.is_visible()
+    before = len(editor.doc()["nodes"])
+    row.click()
+    editor.wait_for("(n) => window.app.editor.toDoc().nodes.length === n", before + 1)
+    editor.page.locator(".panel-filter").fill("vae dec")
+    assert editor.page.locator(".tree-node").first.get_attribute("data-type") == "VAEDecode"
+    editor.screenshot("library")
+
+
+def test_export_api_prompt_downloads_the_queued_format(editor):
+    editor.page.locator("#workflow-menu").click()
+    with editor.page.expect_download() as download:
+        editor.page.locator(".menu-item", has_text="Export API prompt").click()
+    data = json.loads(open(download.value.path()).read())
+    ks = str(editor.node_id("KSampler"))
+    assert data[ks]["class_type"] == "KSampler" and data[ks]["inputs"]["model"] == [str(editor.node_id("CheckpointLoaderSimple")), 0]

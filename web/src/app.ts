@@ -348,6 +348,7 @@ export class App {
     this.refreshInputPreviews();
     this.workspace.scheduleSession();
     this.renderTabs();
+    this.updateUndoButtons();
   }
 
   async newWorkflow(doc: WorkflowDoc, name: string): Promise<Tab> {
@@ -427,7 +428,18 @@ export class App {
 
   // ------------------------------------------------------------------ editing
 
+  private updateUndoButtons(): void {
+    const undo = document.getElementById("undo-button");
+    const redo = document.getElementById("redo-button");
+    const log = this.editor.log;
+    undo?.toggleAttribute("disabled", !log.canUndo);
+    redo?.toggleAttribute("disabled", !log.canRedo);
+    if (undo) undo.title = log.canUndo ? `Undo ${log.peekUndo()!.label} (Ctrl+Z)` : "Nothing to undo";
+    if (redo) redo.title = log.canRedo ? `Redo ${log.peekRedo()!.label} (Ctrl+Y)` : "Nothing to redo";
+  }
+
   private onEdit(ops: Op[]): void {
+    this.updateUndoButtons();
     const tab = this.workspace.active;
     if (!tab) return;
     this.workspace.updateDoc(tab, this.editor.toDoc());

@@ -356,6 +356,12 @@ export class GraphEditor {
   /** Accept the current canvas as the baseline without recording an undo step (run-time resizes). */
   acceptSilently(): void {
     if (this.suspended) return;
+    const pending = diffDocs(this.baseline, this.toDoc());
+    // Only layout changes made by the run may be absorbed; real edits are recorded first.
+    if (pending.some((o) => o.op !== "changeNode" || !sameExceptSize(o.before, o.after))) {
+      this.scheduleCheck();
+      return;
+    }
     this.baseline = this.toDoc();
   }
 
@@ -646,6 +652,10 @@ export class GraphEditor {
 function setOptional<T extends object, K extends keyof T>(obj: T, key: K, value: T[K] | undefined): void {
   if (value === undefined) delete obj[key];
   else obj[key] = value;
+}
+
+function sameExceptSize(a: NodeDoc, b: NodeDoc): boolean {
+  return stableStringify({ ...a, size: undefined }) === stableStringify({ ...b, size: undefined });
 }
 
 /** True when two versions of a node differ only in values and layout (same sockets). */
