@@ -106,7 +106,12 @@ def infer_unet_config(
 
     output_count = len(channel_mult) * (num_res_blocks + 1)
     transformer_depth_output = tuple(depths.get(("output_blocks", i), 0) for i in range(output_count))
-    middle_depth = depths.get(("middle_block", 1), 0)
+    if "middle_block.2.in_layers.0.weight" in unet:
+        middle_depth = depths.get(("middle_block", 1), 0)
+    elif "middle_block.0.in_layers.0.weight" in unet:
+        middle_depth = -1  # a lone ResBlock (distilled SDXL variants)
+    else:
+        middle_depth = -2  # no middle block at all
 
     context_dim = None
     use_linear = False

@@ -28,7 +28,9 @@ class UNetConfig:
 
     ``transformer_depth`` has one entry per input ResBlock (levels × num_res_blocks) and
     ``transformer_depth_output`` one per output block (levels × (num_res_blocks + 1)); 0 means the
-    block has no SpatialTransformer. Exactly one of ``num_heads`` / ``num_head_channels`` is set:
+    block has no SpatialTransformer. ``transformer_depth_middle`` ≥ 0 gives the usual middle
+    ResBlock–transformer–ResBlock; distilled SDXL variants use -1 (one ResBlock) or -2 (no middle
+    block), ComfyUI's convention. Exactly one of ``num_heads`` / ``num_head_channels`` is set:
     SD1 fixes the head count (8), SD2/SDXL fix the head width (64).
     """
 
@@ -141,11 +143,12 @@ class UNetModel(nn.Module):
                 self.input_blocks.append(TimestepEmbedSequential(Downsample(ch)))
                 skip_channels.append(ch)
 
-        self.middle_block = TimestepEmbedSequential(
-            ResBlock(ch, emb_ch),
-            transformer(ch, config.transformer_depth_middle),
-            ResBlock(ch, emb_ch),
-        )
+        middle: list[nn.Module] = []
+        if config.transformer_depth_middle >= -1:
+            middle.append(ResBlock(ch, emb_ch))
+        if config.transformer_depth_middle >= 0:
+            middle += [transformer(ch, config.transformer_depth_middle), ResBlock(ch, emb_ch)]
+        self.middle_block = TimestepEmbedSequential(*middle)
 
         # Decoder: per level nrb+1 blocks, each eating one skip; upsample at the end of a level.
         self.output_blocks = nn.ModuleList()

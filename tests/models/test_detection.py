@@ -123,3 +123,39 @@ def test_checkpoint_without_text_encoders_gives_clip_none(tiny_checkpoint, cpu_m
     loaded = load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager)
     assert loaded.clip is None
     assert loaded.model is not None and loaded.vae is not None
+
+
+@pytest.mark.parametrize("middle", [-2, -1, 0, 3])
+def test_distilled_sdxl_layouts_load_from_their_shapes(tmp_path, cpu_manager, middle):
+    """SSD-1B/Vega-style files: uneven depths per block and a reduced (or no) middle block."""
+    from dataclasses import replace
+
+    from diffusion.checkpoint.arch import UNET_PREFIX
+    from diffusion.checkpoint.tiny import tiny_unet_config
+    from diffusion.models.unet import UNetModel
+
+    config = replace(
+        tiny_unet_config("sdxl"),
+        transformer_depth=(0, 0, 1, 2, 1, 3),
+        transformer_depth_output=(3, 1, 2, 2, 1, 1, 0, 0, 0),
+        transformer_depth_middle=middle,
+    )
+    torch.manual_seed(0)
+    original = UNetModel(config).eval()
+    path = tmp_path / "distilled.safetensors"
+    arch = json.dumps({"unet": {"num_head_channels": 8}})
+    save_file(
+        {UNET_PREFIX + k: v for k, v in original.state_dict().items()}, str(path), {"latentgraph.arch": arch}
+    )
+    loaded = load_checkpoint(path, cpu_manager, load_clip=False)
+    assert loaded.info.family == "sdxl"
+    assert loaded.info.unet == config
+    x, t, context, y = (
+        torch.randn(1, 4, 8, 8),
+        torch.tensor([300.0]),
+        torch.randn(1, 77, 96),
+        torch.randn(1, 1600),
+    )
+    with torch.no_grad():
+        expected = original(x, t, context, y)
+    assert torch.allclose(loaded.model.apply_model(x, t, context, y=y), expected, atol=1e-5)
