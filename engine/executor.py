@@ -265,7 +265,7 @@ class _PromptRun:
             definition = self.definitions[node["class_type"]]
             inputs = node["inputs"]
             parts: list[tuple[str, Any]] = []
-            for name in definition.inputs:
+            for name in definition.input_names:
                 value = inputs.get(name, _MISSING)
                 if value is _MISSING:
                     continue
@@ -289,7 +289,7 @@ class _PromptRun:
     def _is_changed(self, node_id: str, definition: NodeDefinition, inputs: dict[str, Any]) -> Any:
         """IS_CHANGED gets the constant inputs only (linked ones are None), once per prompt."""
         values: dict[str, Any] = {}
-        for name in definition.inputs:
+        for name in definition.input_names:
             if name in inputs:
                 value = inputs[name]
                 values[name] = None if type(value) is list else value
@@ -524,7 +524,7 @@ class _PromptRun:
         inputs = self.prompt[node_id]["inputs"]
         data: dict[str, list[Any]] = {}
         results = self.results
-        for name in definition.inputs:
+        for name in definition.input_names:
             value = inputs.get(name, _MISSING)
             if value is _MISSING:
                 continue

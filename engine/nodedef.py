@@ -153,6 +153,8 @@ class NodeDefinition:
     has_list_outputs: bool = False
     lazy_inputs: frozenset[str] = frozenset()  # lazy inputs, when the class has check_lazy_status
     has_unique_id: bool = False  # takes a hidden UNIQUE_ID: its output may depend on the node id
+    input_names: tuple[str, ...] = ()  # = tuple(inputs): iterating a tuple is the engine's hot path
+    input_items: tuple[tuple[str, InputSpec], ...] = ()
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -248,7 +250,8 @@ class NodeDefinition:
         lazy = frozenset(name for name, spec in inputs.items() if spec.lazy) if self.has_lazy_check else frozenset()
         return replace(self, inputs=MappingProxyType(inputs), hidden=MappingProxyType(hidden),
                        raw_input_types=raw, lazy_inputs=lazy,
-                       has_unique_id="UNIQUE_ID" in hidden.values())
+                       has_unique_id="UNIQUE_ID" in hidden.values(),
+                       input_names=tuple(inputs), input_items=tuple(inputs.items()))
 
     def refreshed(self) -> "NodeDefinition":
         """Re-read INPUT_TYPES (file lists change); returns self when nothing changed."""

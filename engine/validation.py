@@ -137,7 +137,7 @@ class _Checker:
         validator = definition.validate_inputs
         skip_type_check = validator is not None and "input_types" in validator.params
         linked_types: dict[str, str] | None = {} if validator is not None else None
-        for name, spec in definition.inputs.items():
+        for name, spec in definition.input_items:
             value = inputs.get(name, _MISSING)
             if value is _MISSING:
                 if spec.section == "required":
