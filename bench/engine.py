@@ -153,6 +153,10 @@ def main() -> int:
     print(f"fully cached re-run of a 10-node graph: {rerun_ms:.3f} ms CPU (wall: best {min(reruns_wall) * 1e3:.3f} ms, "
           f"median {statistics.median(reruns_wall) * 1e3:.3f} ms)")
 
+    calibration = min(timed(sum, range(1000))[1] for _ in range(2000)) * 1e6
+    print(f"machine reference: sum(range(1000)) takes {calibration:.1f} us CPU here "
+          "(run the same line elsewhere to compare the figures above across machines)")
+
     worst_cold = max(r["cold_us_per_node"] for r in results.values())
     linear = {shape: results[f"{shape}_{sizes[-1]}"]["cold_us_per_node"] / results[f"{shape}_{sizes[0]}"]["cold_us_per_node"]
               for shape in ("chain", "wide")}
@@ -166,6 +170,7 @@ def main() -> int:
         "timing": "CPU time of the executing thread, best of repeats; *_wall_* are wall clock",
         "worst_cold_us_per_node": round(worst_cold, 3),
         "per_node_growth_largest_vs_smallest": {k: round(v, 3) for k, v in linear.items()},
+        "calibration_sum_range_1000_us": round(calibration, 2),
         "goal_us_per_node": 10.0,
         "goal_cached_rerun_ms": 5.0,
         "meets_per_node_goal": worst_cold <= 10.0,
