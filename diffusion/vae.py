@@ -149,6 +149,7 @@ class VAEHandle:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
+            self._release_cached_memory()
             return self.decode_tiled(latent, 64 * self.downscale, 8 * self.downscale)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -162,6 +163,7 @@ class VAEHandle:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
+            self._release_cached_memory()
             return self.encode_tiled(pixels, 64 * self.downscale, 8 * self.downscale)
 
     def decode_tiled(self, latent: torch.Tensor, tile_size: int = 512, overlap: int = 64) -> torch.Tensor:
@@ -193,6 +195,11 @@ class VAEHandle:
         return self.latent_format.process_in(torch.cat(latents).float())
 
     # internals ----------------------------------------------------------------------------------
+    def _release_cached_memory(self) -> None:
+        """After an OOM, give the allocator's cached blocks back before retrying in tiles."""
+        if self.manager.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def _tile_cells(self, tile_size: int, overlap: int) -> tuple[int, int]:
         if tile_size < 2 * self.downscale:
             raise ValueError(f"tile_size must be at least {2 * self.downscale} pixels")

@@ -74,3 +74,15 @@ def test_wrong_latent_shapes_are_refused_clearly(tiny_checkpoint, cpu_manager):
         vae.decode(torch.zeros(1, 9, 4, 4))
     with pytest.raises(ValueError, match="IMAGE"):
         vae.encode(torch.zeros(1, 3, 16, 16, 2))
+
+
+def test_out_of_memory_during_decode_falls_back_to_tiles(tiny_checkpoint, cpu_manager, monkeypatch):
+    vae = load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager, load_clip=False).vae
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    expected = vae.decode_tiled(z, 512, 64)
+
+    def exhausted(latent):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(vae, "_decode", exhausted)
+    assert torch.equal(vae.decode(z), expected)
