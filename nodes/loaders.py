@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from diffusion.checkpoint import load_checkpoint, load_unet_file, load_vae_file
 from engine import runtime
@@ -53,7 +54,8 @@ class CheckpointLoaderSimple:
 
 
 class CheckpointLoader(CheckpointLoaderSimple):
-    """Deprecated ComfyUI loader: the YAML config is accepted but not needed (detection is structural)."""
+    """Deprecated ComfyUI loader. The structure is detected from the file; the YAML config is only
+    read for its ``parameterization`` (``"v"`` → v-prediction), which shapes cannot tell."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -63,7 +65,13 @@ class CheckpointLoader(CheckpointLoaderSimple):
     DEPRECATED = True
 
     def load_checkpoint(self, config_name, ckpt_name):  # type: ignore[override]
-        return super().load_checkpoint(ckpt_name)
+        config_text = _resolve("configs", config_name).read_text(encoding="utf-8", errors="replace")
+        overrides = {"prediction": "v_prediction"} if _V_PARAMETERIZATION.search(config_text) else None
+        loaded = load_checkpoint(_resolve("checkpoints", ckpt_name), _manager(), overrides=overrides)
+        return (loaded.model, loaded.clip, loaded.vae)
+
+
+_V_PARAMETERIZATION = re.compile(r"""^\s*parameterization:\s*["']?v["']?\s*(#.*)?$""", re.MULTILINE)
 
 
 class VAELoader:

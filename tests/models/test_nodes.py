@@ -152,3 +152,20 @@ def test_save_latent_then_load_latent_round_trips(services):
     assert latent_nodes.LoadLatent.VALIDATE_INPUTS("../x.latent") != True
     with pytest.raises(PathEscapeError):
         latent_nodes.SaveLatent().save(latent, "../outside/x")
+
+
+def test_deprecated_loader_takes_v_prediction_from_the_yaml(services, tiny_checkpoint):
+    shutil.copy(
+        tiny_checkpoint("sd2", text=False),
+        services.paths.models_directory / "checkpoints" / "sd2.safetensors",
+    )
+    configs = services.paths.models_directory / "configs"
+    (configs / "v2-inference-v.yaml").write_text(
+        'model:\n  params:\n    parameterization: "v"\n    linear_start: 0.00085\n'
+    )
+    (configs / "v2-inference.yaml").write_text("model:\n  params:\n    linear_start: 0.00085\n")
+    loader = loader_nodes.CheckpointLoader()
+    (v_model, _, _) = loader.load_checkpoint("v2-inference-v.yaml", "sd2.safetensors")
+    (eps_model, _, _) = loader.load_checkpoint("v2-inference.yaml", "sd2.safetensors")
+    assert v_model.sampling_config.prediction == "v_prediction"
+    assert eps_model.sampling_config.prediction == "eps"
