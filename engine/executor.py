@@ -231,6 +231,9 @@ class _PromptRun:
                                                    "timestamp": _timestamp()})
                 for output in validation.good_outputs:
                     self._add(output)
+                if not self.quiet:  # the nodes now pending (lazy inputs may add more while running)
+                    self._emit("lg.plan", {"prompt_id": self.prompt_id, "pending": list(self.pending),
+                                           "cached": cached})
                 self._run_loop()
                 self._finish_report(validation.order)
                 self._emit("lg.run_report", {"prompt_id": self.prompt_id, "nodes": self.outcome.run_report})
