@@ -244,3 +244,11 @@ def test_primitives_and_seed(runtime):
     assert [outcome.outputs[f"o{i}"]["values"][0] for i in range(1, 7)] == [-5, 0.5, "a", "b\nc", True, 2 ** 63]
     info = runtime.registry.object_info_for("Seed")
     assert info["input"]["required"]["seed"][1]["control_after_generate"] is True
+
+
+def test_sixteen_bit_images_are_scaled_to_0_1():
+    from nodes.image import pil_to_tensor
+
+    image = Image.fromarray(np.array([[0, 32768, 65535]], dtype=np.uint16))
+    values = pil_to_tensor(image)[0, 0, :, 0]
+    assert torch.allclose(values, torch.tensor([0.0, 127 / 255, 1.0]), atol=1 / 255)
