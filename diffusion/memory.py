@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,9 @@ class ModelManager:
         self.lowvram = lowvram
         self.prefer_bf16 = prefer_bf16
         self._entries: dict[int, _Entry] = {}
+        # Loaded files, so that two loader nodes naming one file share its networks (weak: a file's
+        # networks are freed when no value uses them any more).
+        self._files: dict[Hashable, tuple[weakref.ref | None, ...]] = {}
         self._clock = itertools.count(1)
         self._lock = threading.RLock()
 
@@ -143,6 +147,24 @@ class ModelManager:
         """Bytes of registered networks currently on the compute device."""
         with self._lock:
             return sum(e.size for e in self._entries.values() if e.on_device and e.ref() is not None)
+
+    # shared loads -------------------------------------------------------------------------------
+    def remember_load(self, key: Hashable, *objects: Any) -> None:
+        """Record what loading ``key`` produced (weakly; ``None`` entries stay ``None``)."""
+        with self._lock:
+            self._files[key] = tuple(None if obj is None else weakref.ref(obj) for obj in objects)
+
+    def reuse_load(self, key: Hashable) -> tuple[Any, ...] | None:
+        """What an earlier load of ``key`` produced, if every part of it is still alive."""
+        with self._lock:
+            refs = self._files.get(key)
+            if refs is None:
+                return None
+            objects = tuple(None if ref is None else ref() for ref in refs)
+            if any(ref is not None and obj is None for ref, obj in zip(refs, objects)):
+                del self._files[key]
+                return None
+            return objects
 
     # placement ----------------------------------------------------------------------------------
     def load(self, module: nn.Module, name: str = "") -> nn.Module:

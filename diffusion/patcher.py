@@ -55,6 +55,7 @@ class _SharedUNet:
         self.unet = unet
         self.applied: tuple[WeightPatch, ...] = ()
         self.backups: dict[str, torch.Tensor] = {}
+        self.load_info: Any = None  # what the loader detected, for handing the network out again
 
     @torch.no_grad()
     def ensure_patches(self, patches: tuple[WeightPatch, ...]) -> None:
@@ -106,6 +107,11 @@ class ModelHandle:
     def diffusion_model(self) -> UNetModel:
         """The shared network (read-only use; patch through :meth:`add_patches`)."""
         return self._shared.unet
+
+    @property
+    def shared_network(self) -> _SharedUNet:
+        """The network and patch state shared by this handle and all its clones."""
+        return self._shared
 
     @property
     def unet_config(self):

@@ -124,6 +124,10 @@ def load_checkpoint(
     ``latentgraph.arch`` metadata.
     """
     path = Path(path)
+    key = _load_key(path, "checkpoint", load_clip, load_vae, overrides)
+    shared = manager.reuse_load(key) if key is not None else None
+    if shared is not None:
+        return _reuse_checkpoint(shared, manager, path)
     state_dict, metadata = read_state_dict(path)
     arch = parse_arch_metadata(metadata)
     unet_sd = sub_state_dict(state_dict, UNET_PREFIX)
@@ -151,7 +155,34 @@ def load_checkpoint(
             build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, latent_format, path.name
         )
     clip = _load_clip(state_dict, info.family, arch, manager) if load_clip else None
+    if key is not None:
+        model.shared_network.load_info = info
+        manager.remember_load(key, model.shared_network, clip, vae)
     return LoadedCheckpoint(model, clip, vae, info)
+
+
+def _load_key(path: Path, kind: str, *options: Any) -> tuple | None:
+    """Identity of one load of one file version; None when the file cannot be stat'ed."""
+    try:
+        stat = path.resolve().stat()
+    except OSError:
+        return None
+    return (kind, str(path.resolve()), stat.st_mtime_ns, stat.st_size, repr(options))
+
+
+def _reuse_checkpoint(shared: tuple[Any, ...], manager: ModelManager, path: Path) -> LoadedCheckpoint:
+    network, clip, vae = shared
+    info: CheckpointInfo = network.load_info
+    model = ModelHandle(
+        network.unet,
+        manager,
+        info.family,
+        latent_format_for_family(info.family),
+        SamplingConfig(prediction=info.prediction, zero_terminal_snr=info.zero_terminal_snr),
+        name=path.name,
+        shared=network,
+    )
+    return LoadedCheckpoint(model, clip.clone() if clip is not None else None, vae, info)
 
 
 def load_unet_file(

@@ -169,3 +169,19 @@ def test_deprecated_loader_takes_v_prediction_from_the_yaml(services, tiny_check
     (eps_model, _, _) = loader.load_checkpoint("v2-inference.yaml", "sd2.safetensors")
     assert v_model.sampling_config.prediction == "v_prediction"
     assert eps_model.sampling_config.prediction == "eps"
+
+
+def test_two_loads_of_one_file_share_the_networks(services, tiny_checkpoint):
+    import gc
+
+    shutil.copy(tiny_checkpoint("sd1"), services.paths.models_directory / "checkpoints" / "a.safetensors")
+    first = loader_nodes.CheckpointLoaderSimple().load_checkpoint("a.safetensors")
+    second = loader_nodes.CheckpointLoaderSimple().load_checkpoint("a.safetensors")
+    assert second[0].is_clone(first[0]) and second[0] is not first[0]
+    assert second[2] is first[2]
+    assert second[0].patches == () and second[0].sampling_config == first[0].sampling_config
+    del first, second
+    gc.collect()
+    third = loader_nodes.CheckpointLoaderSimple().load_checkpoint("a.safetensors")
+    assert third[0].diffusion_model is not None
+    assert len([m for m in services.model_manager.loaded_models() if m.name.endswith("(unet)")]) == 1
