@@ -10,7 +10,7 @@ Reading order: config → constructor (encoder, middle, decoder) → forward.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -48,7 +48,6 @@ class UNetConfig:
     use_linear_in_transformer: bool = False
     adm_in_channels: int | None = None
     upcast_attention: bool = False
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def heads(self, channels: int) -> tuple[int, int]:
         """``(heads, head_dim)`` for a transformer working at ``channels``."""
@@ -209,5 +208,5 @@ def _add_control(h: torch.Tensor, control: dict[str, list], name: str) -> torch.
     if residuals:
         residual = residuals.pop()
         if residual is not None:
-            h = h + residual.to(h.dtype)
+            h = h + residual.to(device=h.device, dtype=h.dtype)
     return h
