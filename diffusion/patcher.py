@@ -17,7 +17,7 @@ import torch
 from diffusion.latent_formats import LatentFormat
 from diffusion.memory import ModelManager
 from diffusion.models.blocks import timestep_embedding
-from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetModel
+from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetConfig, UNetModel
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,8 @@ class ModelHandle:
         return self._shared
 
     @property
-    def unet_config(self):
+    def unet_config(self) -> UNetConfig:
+        """The architecture inferred from the checkpoint (widths, depths, heads, adm width)."""
         return self._shared.unet.config
 
     @property
