@@ -173,11 +173,21 @@ class EditorPage:
             [name, base64.b64encode(data).decode(), mime],
         )
 
+    def open_search(self, point: tuple[float, float] | None = None) -> None:
+        """Double-click empty canvas until the search dialog is open. litegraph wants the two
+        presses within 300 ms of each other; on a loaded 2-core machine one try may miss."""
+        point = point or self.empty_spot()
+        for _ in range(3):
+            self.dblclick(point)
+            if self.page.locator(".search-dialog").count():
+                break
+            self.page.wait_for_timeout(350)
+        self.page.wait_for_selector(".search-dialog .search-input")
+
     def add_via_search(self, query: str, node_type: str) -> int:
         """Double-click empty canvas, type a query, pick the expected first hit; returns its id."""
         before = {n["id"] for n in self.doc()["nodes"]}
-        self.dblclick(self.empty_spot())
-        self.page.wait_for_selector(".search-dialog .search-input")
+        self.open_search()
         self.page.keyboard.type(query)
         self.wait_for("(t) => document.querySelector('.search-row')?.dataset.type === t", node_type)
         self.page.keyboard.press("Enter")

@@ -50,6 +50,7 @@ class RealServer:
         make_tiny_checkpoint("sd1", base / "models" / "checkpoints" / CHECKPOINT)
         runtime = create_runtime(Settings(base_directory=base, cpu=True, cache_ram_gb=1.0,
                                           preview_method="latent2rgb"), load_custom_nodes=False)
+        self.runtime = runtime
         self.thread = ServerThread(runtime, ServerConfig(port=0, web_root=WEB_DIST))
         self.thread.__enter__()
         self.url = f"http://127.0.0.1:{self.thread.port}"

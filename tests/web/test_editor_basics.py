@@ -23,7 +23,7 @@ def test_first_start_shows_the_default_text_to_image_workflow_wired(editor):
 
 def test_double_click_search_adds_a_node_and_a_drag_wires_it(editor):
     before = len(editor.doc()["nodes"])
-    editor.dblclick(editor.empty_spot())
+    editor.open_search()
     dialog = editor.page.locator(".search-dialog")
     assert dialog.is_visible()
     editor.page.keyboard.type("invrt")  # fuzzy: letters in order, one missing

@@ -195,3 +195,18 @@ def test_own_output_png_dropped_back_restores_the_exact_workflow(editor):
     loaded = editor.js("() => window.app.currentFile()")
     strip = lambda f: {k: {kk: vv for kk, vv in v.items() if kk != "ui"} for k, v in f["nodes"].items()}  # noqa: E731
     assert strip(loaded) == strip(sent)
+
+
+def test_saved_file_runs_the_same_prompt_in_the_engine_loader(editor):
+    """The file the editor saves is the engine's format: the CLI would run exactly what we queue."""
+    if editor.server.kind != "real":
+        pytest.skip("needs the real server's node registry")
+    from engine.workflow import load_workflow_data
+
+    editor.js("""() => { const e = window.app.editor; const dec = e.nodes().find(n => n.type === 'VAEDecode');
+        dec.mode = 4; e.checkForChanges(); }""")  # a bypassed node exercises the pass-through rule too
+    file = editor.js("() => window.app.currentFile()")
+    ours = editor.js("() => window.app.currentPrompt()")
+    loaded = load_workflow_data(copy.deepcopy(file), editor.server.runtime.registry)
+    strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
+    assert strip(loaded.prompt) == strip(ours)
