@@ -103,3 +103,14 @@ def test_deleting_and_undoing_restores_node_and_its_links(editor):
     after = editor.doc()
     assert editor.dump(after["nodes"]) == editor.dump(before["nodes"])
     assert editor.dump(after["links"]) == editor.dump(before["links"])
+
+
+def test_link_dragged_from_an_input_to_empty_canvas_offers_producers(editor):
+    dec = editor.add_via_search("vae decode", "VAEDecode")
+    a = editor.input_pos(dec, "vae")
+    editor.drag(a, (a[0] - 260, a[1] + 30))
+    editor.wait_for("() => document.querySelector('.search-dialog') !== null")
+    assert "VAE" in editor.page.locator(".search-filter").inner_text()
+    offered = editor.page.locator(".search-row").evaluate_all("rows => rows.map(r => r.dataset.type)")
+    assert "CheckpointLoaderSimple" in offered and "KSampler" not in offered
+    editor.page.keyboard.press("Escape")

@@ -66,8 +66,21 @@ def test_progress_bar_and_running_highlight_during_sampling(editor):
     editor.page.locator("#queue-button").click()
     editor.wait_for("(id) => { const r = window.app.editor.nodeById(id).lgRuntime; return r.running && r.progress > 0 && r.progress < 1; }",
                     ks, timeout=60000)
+    # The live sampler preview is drawn on the KSampler while it runs.
+    editor.wait_for("(id) => { const r = window.app.editor.nodeById(id).lgRuntime; return !!r.preview || !r.running; }", ks, timeout=60000)
     editor.screenshot("sampling")
     wait_image(editor)
+    assert editor.runtime(ks)["preview"] is False, "the preview goes away when the node is done"
+
+
+def test_interrupt_button_stops_the_running_job(editor):
+    small_run(editor, steps=2000, control="fixed")
+    ks = editor.node_id("KSampler")
+    editor.key("Control+Enter")
+    editor.wait_for("(id) => window.app.editor.nodeById(id).lgRuntime.progress > 0", ks, timeout=60000)
+    editor.page.locator("#interrupt-button").click()
+    editor.wait_for("() => [...document.querySelectorAll('.toast')].some(t => t.textContent.includes('Run stopped'))", timeout=30000)
+    assert not editor.runtime(ks)["running"]
 
 
 def test_second_identical_run_marks_cached_nodes(editor):
