@@ -176,3 +176,11 @@ def test_a_mask_batch_is_fitted_to_the_latent_batch():
     masks = torch.ones(3, 16, 16)
     out = _single(FakeModelHandle(), cond(1.0) + cond(2.0, mask=masks))
     assert out.shape == X.shape and torch.isfinite(out).all()
+
+
+def test_an_area_prompt_gets_a_matching_uncond_over_the_same_area():
+    model = FakeModelHandle()
+    _denoiser(model, cond(1.0) + cond(5.0, area=(8, 4, 2, 6)), cond(-1.0))(X, SIGMA)
+    crops = [call["x"] for call in model.calls if call["x"][2:] == (8, 4)]
+    # The area prompt and its uncond copy share one batched call of the cropped latent.
+    assert crops == [torch.Size((4, 4, 8, 4))]
