@@ -210,3 +210,18 @@ def test_saved_file_runs_the_same_prompt_in_the_engine_loader(editor):
     loaded = load_workflow_data(copy.deepcopy(file), editor.server.runtime.registry)
     strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
     assert strip(loaded.prompt) == strip(ours)
+
+
+def test_comfyui_export_converts_to_the_same_prompt_in_the_engine(editor):
+    """An independent reader of ComfyUI's format (engine.workflow) agrees with our export."""
+    if editor.server.kind != "real":
+        pytest.skip("needs the real server's node registry")
+    from engine.workflow import load_workflow_data
+
+    editor.js("""() => { const e = window.app.editor; const ks = e.nodes().find(n => n.type === 'KSampler');
+        ks.widgets.find(w => w.name === 'seed').value = 4242; ks.widgets.find(w => w.name === 'cfg').value = 5.5; e.checkForChanges(); }""")
+    ui = editor.js("() => window.app.currentComfyUi()")
+    ours = editor.js("() => window.app.currentPrompt()")
+    loaded = load_workflow_data(copy.deepcopy(ui), editor.server.runtime.registry)
+    strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
+    assert strip(loaded.prompt) == strip(ours)

@@ -6,6 +6,7 @@ import { ApiClient, ApiError, type HistoryEntry, type ImageRef, type NodeErrors,
 import { type EditorEvents, GraphEditor, type LinkDropContext } from "./editor/graph";
 import type { LgNode, LgWidget } from "./editor/nodes";
 import { importApiPrompt, importComfyUi, isApiPrompt, isComfyUiWorkflow } from "./model/comfy";
+import { toComfyUi } from "./model/comfyExport";
 import type { Op } from "./model/commands";
 import { defaultWorkflow } from "./model/defaultWorkflow";
 import { type NodeDef, type NodeDefs, parseObjectInfo } from "./model/nodedefs";
@@ -231,6 +232,7 @@ export class App {
       ["Save as…", () => void this.saveAs()],
       ["Export workflow (JSON)", () => this.exportWorkflow()],
       ["Export API prompt", () => this.exportApi()],
+      ["Export for ComfyUI", () => this.exportComfy()],
       ["Fit view", () => this.editor.fitView(), "."],
       ["Refresh node definitions", () => void this.loadDefs(true), "R"],
       ["Clear canvas", () => void this.clearCanvas()],
@@ -712,10 +714,15 @@ export class App {
     const promptId = frame.promptId ?? this.runningPrompt;
     if (!nodeId || !this.isActivePrompt(promptId)) return;
     const node = this.editor.nodeById(nodeId);
-    if (!node) return;
+    // A frame that arrives after its node finished would leave a stale preview behind.
+    if (!node || nodeId !== this.runningNode) return;
     const img = new Image();
     const url = URL.createObjectURL(frame.blob);
     img.onload = () => {
+      if (!node.lgRuntime.running) {
+        URL.revokeObjectURL(url);
+        return;
+      }
       const old = node.lgRuntime.preview;
       if (old?.src.startsWith("blob:")) URL.revokeObjectURL(old.src);
       node.lgRuntime.preview = img;
@@ -850,6 +857,16 @@ export class App {
   private exportWorkflow(): void {
     const tab = this.workspace.active;
     this.download(`${tab ? displayName(tab.path) : "workflow"}.json`, toFile(this.editor.toDoc(), this.defs));
+  }
+
+  /** The active workflow in ComfyUI's UI format. */
+  currentComfyUi(): unknown {
+    return toComfyUi(this.editor.toDoc(), this.defs);
+  }
+
+  private exportComfy(): void {
+    const tab = this.workspace.active;
+    this.download(`${tab ? displayName(tab.path) : "workflow"}_comfyui.json`, this.currentComfyUi());
   }
 
   private exportApi(): void {

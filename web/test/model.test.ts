@@ -344,3 +344,21 @@ test("saved file format: unknown nodes keep their values and sockets; outputs ma
   assert.throws(() => fromFile({ ...file, version: 2 }, defs), /version 2 is not supported/);
   assert.throws(() => fromFile({ format: "latentgraph.workflow", version: 1, nodes: { "1": { type: "KSampler", inputs: { model: { node: "9", output: 0 } } } } }, defs), /unknown node "9"/);
 });
+
+test("ComfyUI UI export round-trips through our importer: values, controls, links, modes", async () => {
+  const { toComfyUi } = await import("../src/model/comfyExport");
+  const doc = defaultWorkflow(defs);
+  const ks = doc.nodes.find((n) => n.id === 3)!;
+  ks.inputs.seed = 99;
+  ks.controls = { seed: "increment" };
+  ks.title = "Main";
+  doc.nodes.find((n) => n.id === 8)!.mode = "bypass";
+  const ui = toComfyUi(doc, defs) as { nodes: Array<{ id: number; widgets_values: unknown[] }> };
+  assert.deepEqual(ui.nodes.find((n) => n.id === 3)!.widgets_values, [99, "increment", 20, 7, "euler", "normal", 1]);
+  const { doc: back } = importComfyUi(JSON.parse(JSON.stringify(ui)) as never, defs);
+  assert.deepEqual(stripMeta(workflowToPrompt(back, defs).prompt), stripMeta(workflowToPrompt(doc, defs).prompt));
+  assert.equal(back.nodes.find((n) => n.id === 3)!.title, "Main");
+  assert.deepEqual(back.nodes.find((n) => n.id === 3)!.controls, { seed: "increment" });
+  assert.equal(back.nodes.find((n) => n.id === 8)!.mode, "bypass");
+  assert.equal(back.links.length, doc.links.length);
+});
