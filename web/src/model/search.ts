@@ -92,5 +92,8 @@ export function searchNodes(defs: Iterable<NodeDef>, query: string, filter: Sear
     hits.push({ def, score: total });
   }
   hits.sort((a, b) => b.score - a.score || a.def.displayName.localeCompare(b.def.displayName));
-  return hits.slice(0, limit);
+  // Scattered-letter matches far below the best hit are noise once there is a good match.
+  const best = hits[0]?.score ?? 0;
+  const kept = words.length ? hits.filter((h) => h.score >= best * 0.2) : hits;
+  return kept.slice(0, limit);
 }
