@@ -157,20 +157,21 @@ class EditorPage:
         self.page.keyboard.press(combo)
         self.settle()
 
-    def drop_file(self, name: str, data: bytes, mime: str) -> None:
-        """Dispatch a real drop event carrying a file onto the canvas."""
+    def drop_file(self, name: str, data: bytes, mime: str, at: tuple[float, float] | None = None) -> None:
+        """Dispatch a real drop event carrying a file onto the canvas (at a screen point)."""
         self.page.evaluate(
-            """([name, b64, mime]) => {
+            """([name, b64, mime, at]) => {
                 const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
                 const dt = new DataTransfer();
                 dt.items.add(new File([bytes], name, {type: mime}));
                 const target = document.getElementById('graph-canvas');
                 const r = target.getBoundingClientRect();
-                const opts = {dataTransfer: dt, bubbles: true, cancelable: true, clientX: r.left + 40, clientY: r.top + 40};
+                const [x, y] = at ?? [r.left + 40, r.top + 40];
+                const opts = {dataTransfer: dt, bubbles: true, cancelable: true, clientX: x, clientY: y};
                 target.dispatchEvent(new DragEvent('dragover', opts));
                 target.dispatchEvent(new DragEvent('drop', opts));
             }""",
-            [name, base64.b64encode(data).decode(), mime],
+            [name, base64.b64encode(data).decode(), mime, list(at) if at else None],
         )
 
     def open_search(self, point: tuple[float, float] | None = None) -> None:

@@ -184,3 +184,14 @@ def test_export_api_prompt_downloads_the_queued_format(editor):
     data = json.loads(open(download.value.path()).read())
     ks = str(editor.node_id("KSampler"))
     assert data[ks]["class_type"] == "KSampler" and data[ks]["inputs"]["model"] == [str(editor.node_id("CheckpointLoaderSimple")), 0]
+
+
+def test_image_dropped_on_a_load_image_node_is_uploaded_into_it(editor):
+    node = editor.add_via_search("load image", "LoadImage")
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 24), (60, 160, 60)).save(buf, format="PNG")
+    tabs = editor.js("() => window.app.workspace.tabs.length")
+    editor.drop_file("green.png", buf.getvalue(), "image/png", at=editor.widget_pos(node, "image"))
+    editor.wait_for("(id) => String(window.app.editor.nodeById(id).widgets[0].value).includes('green')", node)
+    editor.wait_for("(id) => window.app.editor.nodeById(id).lgRuntime.images.some(i => i.naturalWidth === 40)", node)
+    assert editor.js("() => window.app.workspace.tabs.length") == tabs, "an image for a node does not open a workflow"
