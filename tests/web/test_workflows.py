@@ -225,3 +225,31 @@ def test_comfyui_export_converts_to_the_same_prompt_in_the_engine(editor):
     loaded = load_workflow_data(copy.deepcopy(ui), editor.server.runtime.registry)
     strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
     assert strip(loaded.prompt) == strip(ours)
+
+
+def test_workflow_browser_opens_renames_and_deletes_files(editor):
+    file = {"format": "latentgraph.workflow", "version": 1, "extra": {},
+            "nodes": {"1": {"type": "EmptyLatentImage", "inputs": {"width": 128, "height": 96, "batch_size": 2}, "ui": {"pos": [0, 0]}}}}
+    editor.js("(f) => window.app.api.writeUserFile('workflows/Saved elsewhere.json', JSON.stringify(f))", file)
+    editor.page.locator(".side-btn[data-panel='workflows']").click()
+    row = editor.page.locator(".file-row[data-path='workflows/Saved elsewhere.json']")
+    row.wait_for()
+    row.locator(".file-name").click()
+    wait_tabs(editor, 2)
+    assert [n["inputs"]["width"] for n in editor.doc()["nodes"]] == [128]
+    # Rename through the browser: the open tab follows the file.
+    row.hover()
+    row.locator("button[title='Rename']").click()
+    editor.page.locator(".modal-input").fill("Renamed")
+    editor.page.keyboard.press("Enter")
+    editor.page.locator(".file-row[data-path='workflows/Renamed.json']").wait_for()
+    assert "workflows/Renamed.json" in editor.js("() => window.app.workspace.tabs.map(t => t.path)")
+    # Delete it: gone from the list; the open tab keeps its content and is marked unsaved.
+    renamed = editor.page.locator(".file-row[data-path='workflows/Renamed.json']")
+    renamed.hover()
+    renamed.locator("button[title='Delete']").click()
+    editor.page.locator(".modal .btn-danger").click()
+    editor.wait_for("() => !document.querySelector(\".file-row[data-path='workflows/Renamed.json']\")")
+    # Closing the tab leaves one workflow open.
+    editor.page.locator(".tab.active .tab-close").click()
+    wait_tabs(editor, 1)
