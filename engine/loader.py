@@ -25,6 +25,9 @@ from engine.registry import NodeRegistry
 
 log = logging.getLogger(__name__)
 
+# Thin ComfyUI modules (folder_paths, comfy.utils, ...) that packs import at import time.
+COMFYUI_COMPAT_DIRECTORY = Path(__file__).resolve().parents[1] / "compat" / "comfyui"
+
 
 def load_package_modules(registry: NodeRegistry, package: ModuleType) -> list[str]:
     """Import every submodule of `package` that exports NODE_CLASS_MAPPINGS and register it."""
@@ -87,16 +90,33 @@ def _import_pack(entry: Path) -> ModuleType:
     return module
 
 
-def load_custom_node_packs(registry: NodeRegistry, directory: Path) -> dict[str, dict[str, Any]]:
+def enable_comfyui_compat() -> Path:
+    """Make `import folder_paths`, `import comfy.utils`, ... resolve to compat/comfyui.
+
+    Start-up step run right before packs load (never at import). Idempotent. The directory goes
+    first on sys.path so an unrelated installed distribution named `comfy` cannot shadow it; its
+    module names never clash with ours (no `nodes` or `server` there).
+    """
+    entry = str(COMFYUI_COMPAT_DIRECTORY)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+    return COMFYUI_COMPAT_DIRECTORY
+
+
+def load_custom_node_packs(registry: NodeRegistry, directory: Path, *,
+                           comfyui_compat: bool = True) -> dict[str, dict[str, Any]]:
     """Load every pack in `directory` (ComfyUI layout); returns a per-pack summary.
 
     A pack is a package directory or a single .py file exporting NODE_CLASS_MAPPINGS (and
     optionally NODE_DISPLAY_NAME_MAPPINGS and WEB_DIRECTORY). Names ending in `.disabled`
     are skipped. Packs load in name order, so results never depend on the filesystem.
+    With `comfyui_compat` (default) the ComfyUI module adapters become importable first.
     """
     summary: dict[str, dict[str, Any]] = {}
     if not directory.is_dir():
         return summary
+    if comfyui_compat and _pack_entries(directory):
+        enable_comfyui_compat()
     for entry in _pack_entries(directory):
         pack = entry.stem if entry.is_file() else entry.name
         source = f"custom_nodes/{entry.name}"

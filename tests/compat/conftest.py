@@ -1,0 +1,35 @@
+"""A runtime whose --base-directory holds the ComfyUI-style test pack in custom_nodes/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.bootstrap import Runtime, create_runtime
+from app.settings import Settings
+
+PACK = Path(__file__).resolve().parent / "packs" / "comfy_style_pack"
+
+
+def install_pack(base: Path) -> None:
+    shutil.copytree(PACK, base / "custom_nodes" / PACK.name, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def make_runtime(base: Path, **settings) -> Runtime:
+    return create_runtime(Settings(base_directory=base, cache_ram_gb=0.5, **settings),
+                          freeze_startup_objects=False)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    install_pack(tmp_path)
+    (tmp_path / "models" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "models" / "checkpoints" / "tiny.safetensors").write_bytes(b"not read")
+    return tmp_path
+
+
+@pytest.fixture
+def runtime(base: Path) -> Runtime:
+    return make_runtime(base)
