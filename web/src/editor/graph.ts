@@ -644,8 +644,6 @@ export class GraphEditor {
       prevForeground?.call(canvas, ctx, area);
       this.dom.sync(this.nodes());
     };
-    const ds = canvas.ds as unknown as { onredraw?: () => void };
-    void ds;
   }
 }
 
@@ -698,7 +696,8 @@ function drawRunState(node: LgNode, ctx: CanvasRenderingContext2D, lowQuality: b
     ctx.fillText(label, w - tw - 2, -titleH + 19);
   }
   if (!lowQuality && !node.flags.collapsed) {
-    for (const [name, message] of rt.inputErrors) {
+    // The messages themselves are listed in the error box below the node.
+    for (const name of rt.inputErrors.keys()) {
       const slotIdx = node.inputs.findIndex((i) => i.name === name);
       const widget = (node.widgets ?? []).find((x) => x.name === name);
       let y: number | undefined;
@@ -715,7 +714,6 @@ function drawRunState(node: LgNode, ctx: CanvasRenderingContext2D, lowQuality: b
         roundRect(ctx, 13, widget.y - 1, w - 26, LiteGraph.NODE_WIDGET_HEIGHT + 2, 6);
         ctx.stroke();
       }
-      void message;
     }
     if (rt.error) {
       ctx.font = "12px sans-serif";

@@ -178,7 +178,7 @@ export function importComfyUi(wf: ComfyWorkflow, defs: NodeDefs): ImportReport {
     if (cn.color) node.color = cn.color;
     if (cn.bgcolor) node.bgcolor = cn.bgcolor;
     if (cn.flags?.collapsed) node.collapsed = true;
-    const def = wf.nodes && defsGet(defs, cn.type);
+    const def = defs.get(cn.type);
     if (def && cn.title && cn.title !== def.displayName && cn.title !== def.name) node.title = cn.title;
     else if (!def && cn.title && cn.title !== cn.type) node.title = cn.title;
     if (cn.type === REROUTE_TYPE) {
@@ -255,10 +255,6 @@ export function importComfyUi(wf: ComfyWorkflow, defs: NodeDefs): ImportReport {
     doc.view = { scale: ds.scale, offset: off };
   }
   return { doc, warnings };
-}
-
-function defsGet(defs: NodeDefs, type: string) {
-  return defs.get(type);
 }
 
 /** One link per input: a later link to the same input replaces an earlier one. */
