@@ -195,3 +195,25 @@ def test_image_dropped_on_a_load_image_node_is_uploaded_into_it(editor):
     editor.wait_for("(id) => String(window.app.editor.nodeById(id).widgets[0].value).includes('green')", node)
     editor.wait_for("(id) => window.app.editor.nodeById(id).lgRuntime.images.some(i => i.naturalWidth === 40)", node)
     assert editor.js("() => window.app.workspace.tabs.length") == tabs, "an image for a node does not open a workflow"
+
+
+def test_typing_in_a_prompt_is_saved_and_undoable_and_notes_hold_text(editor):
+    area = editor.page.locator("textarea.dom-textarea").first
+    node_id = int(area.get_attribute("data-node-id"))
+    original = editor.js("(id) => window.app.editor.nodeById(id).widgets.find(w => w.name === 'text').value", node_id)
+    area.click()
+    editor.page.keyboard.press("Control+a")
+    editor.page.keyboard.type("a red fox in the snow")
+    editor.wait_for("(id) => window.app.editor.toDoc().nodes.find(n => n.id === id).inputs.text === 'a red fox in the snow'", node_id)
+    editor.wait_for("() => window.app.editor.log.size > 0")
+    assert editor.js("() => window.app.currentPrompt()")[str(node_id)]["inputs"]["text"] == "a red fox in the snow"
+    editor.key("Control+z")
+    assert editor.js("(id) => window.app.editor.toDoc().nodes.find(n => n.id === id).inputs.text", node_id) == original
+    editor.wait_for("([id, t]) => document.querySelector(`textarea[data-node-id='${id}']`).value === t", [node_id, original])
+    note = editor.add_via_search("note", "Note")
+    note_area = editor.page.locator(f"textarea[data-node-id='{note}']")
+    note_area.wait_for()
+    note_area.click()
+    editor.page.keyboard.type("remember: 64x64 for tests")
+    editor.wait_for("(id) => window.app.editor.toDoc().nodes.find(n => n.id === id).inputs.text === 'remember: 64x64 for tests'", note)
+    assert str(note) not in editor.js("() => window.app.currentPrompt()")
