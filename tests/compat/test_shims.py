@@ -271,3 +271,25 @@ def test_execution_blocker_and_sampler_names_are_ours(shims):
     assert shims["graph_utils"].ExecutionBlocker is ExecutionBlocker
     assert shims["samplers"].KSampler.SAMPLERS == SAMPLER_NAMES
     assert shims["samplers"].KSampler.SCHEDULERS == SCHEDULER_NAMES
+
+
+def test_tiled_scale_blends_tiles_into_the_whole_result(shims, services):
+    utils = shims["utils"]
+    generator = torch.Generator().manual_seed(1)
+    samples = torch.rand(2, 3, 21, 30, generator=generator)
+
+    def upscale2(tile):
+        return tile.repeat_interleave(2, -1).repeat_interleave(2, -2)
+
+    progress: list = []
+    steps = utils.get_tiled_scale_steps(30, 21, 12, 10, 4)
+    with in_node(services, InterruptFlag(), progress):
+        bar = utils.ProgressBar(steps)
+        tiled = utils.tiled_scale(samples, upscale2, tile_x=12, tile_y=10, overlap=4, upscale_amount=2, pbar=bar)
+    assert tiled.shape == (2, 3, 42, 60)
+    assert torch.allclose(tiled, upscale2(samples), atol=1e-6)
+    assert progress[-1][:2] == (steps, steps) and len(progress) == 2 * steps  # two images
+    single = utils.tiled_scale(samples[:1], upscale2, tile_x=64, tile_y=64, overlap=8, upscale_amount=2)
+    assert torch.allclose(single, upscale2(samples[:1]), atol=1e-6)  # one tile larger than the image
+    with pytest.raises(ValueError):
+        utils.tiled_scale(samples, upscale2, tile_x=8, tile_y=8, overlap=8)

@@ -105,6 +105,22 @@ def get_free_memory(dev: Any = None, torch_free_too: bool = False) -> int | tupl
     return (free, free) if torch_free_too else free
 
 
+def get_torch_device_name(device: Any) -> str:
+    return str(device)
+
+
+def unload_all_models() -> None:
+    """Move every model the runtime's manager holds off the compute device."""
+    manager = _manager()
+    if manager is not None:
+        manager.unload_all()
+
+
+def xformers_enabled() -> bool:
+    """Latentgraph never uses xformers (PyTorch attention only)."""
+    return False
+
+
 def soft_empty_cache(force: bool = False) -> None:
     """Hand cached, unused accelerator memory back to the driver."""
     if torch.cuda.is_available():

@@ -8,8 +8,9 @@ prompt was interrupted. Model files are read without unpickling code.
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -113,6 +114,69 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_metho
     from diffusion.latent_ops import resize_samples
 
     return resize_samples(samples, width, height, upscale_method, crop)
+
+
+def bislerp(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    from diffusion.latent_ops import bislerp as latent_bislerp
+
+    return latent_bislerp(samples, width, height)
+
+
+def lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    return _lanczos(samples, width, height)
+
+
+def get_tiled_scale_steps(width: int, height: int, tile_x: int, tile_y: int, overlap: int) -> int:
+    """How many tiles tiled_scale calls its function for (for a ProgressBar total)."""
+    return (math.ceil(max(height - overlap, 1) / (tile_y - overlap))
+            * math.ceil(max(width - overlap, 1) / (tile_x - overlap)))
+
+
+def _feather(height: int, width: int, feather: int) -> torch.Tensor:
+    """Weights rising linearly over `feather` pixels at every edge of a tile."""
+    ramp_y = torch.ones(height)
+    ramp_x = torch.ones(width)
+    for t in range(min(feather, height // 2 + 1)):
+        ramp_y[t] = ramp_y[-1 - t] = min(ramp_y[t].item(), (t + 1) / feather)
+    for t in range(min(feather, width // 2 + 1)):
+        ramp_x[t] = ramp_x[-1 - t] = min(ramp_x[t].item(), (t + 1) / feather)
+    return ramp_y[:, None] * ramp_x[None, :]
+
+
+def tiled_scale(samples: torch.Tensor, function: Callable[[torch.Tensor], torch.Tensor], tile_x: int = 64,
+                tile_y: int = 64, overlap: int = 8, upscale_amount: float = 4, out_channels: int = 3,
+                output_device: Any = "cpu", pbar: ProgressBar | None = None) -> torch.Tensor:
+    """Apply `function` (e.g. an upscale model) to overlapping tiles of `[B,C,H,W]` and blend them.
+
+    Each tile's output is `upscale_amount` times larger; overlaps are blended with linear
+    feathering, so seams do not show. `pbar.update(1)` is called once per tile.
+    """
+    if overlap >= min(tile_x, tile_y):
+        raise ValueError(f"overlap {overlap} must be smaller than the tile size {tile_x}x{tile_y}")
+    height, width = samples.shape[-2:]
+    out_h, out_w = round(height * upscale_amount), round(width * upscale_amount)
+    results = []
+    for sample in samples:
+        image = sample[None]
+        total = torch.zeros((1, out_channels, out_h, out_w), device=output_device)
+        weight = torch.zeros((1, 1, out_h, out_w), device=output_device)
+        ys = range(0, max(height - overlap, 1), tile_y - overlap)
+        xs = range(0, max(width - overlap, 1), tile_x - overlap)
+        for y0 in ys:
+            for x0 in xs:
+                y = max(0, min(height - tile_y, y0))
+                x = max(0, min(width - tile_x, x0))
+                tile = image[:, :, y:y + tile_y, x:x + tile_x]
+                result = function(tile).to(output_device, torch.float32)
+                th, tw = result.shape[-2:]
+                mask = _feather(th, tw, max(1, round(overlap * upscale_amount))).to(output_device)
+                oy, ox = round(y * upscale_amount), round(x * upscale_amount)
+                total[:, :, oy:oy + th, ox:ox + tw] += result * mask
+                weight[:, :, oy:oy + th, ox:ox + tw] += mask
+                if pbar is not None:
+                    pbar.update(1)
+        results.append(total / weight.clamp_min(1e-8))
+    return torch.cat(results).to(samples.dtype)
 
 
 def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:
