@@ -103,6 +103,19 @@ def enable_comfyui_compat() -> Path:
     return COMFYUI_COMPAT_DIRECTORY
 
 
+_COMFYUI_MODULE_ROOTS = frozenset({"comfy", "comfy_execution", "comfy_extras", "comfy_api", "folder_paths",
+                                   "node_helpers", "latent_preview", "server", "nodes", "execution"})
+
+
+def _compat_hint(exc: BaseException) -> str:
+    """A pointer to the supported list when a pack wanted a ComfyUI module or name we lack."""
+    name = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    if name and name.split(".")[0] in _COMFYUI_MODULE_ROOTS:
+        return (" (a ComfyUI module or name Latentgraph does not provide; "
+                "see custom_nodes/README.md, 'Packs written for ComfyUI')")
+    return ""
+
+
 def load_custom_node_packs(registry: NodeRegistry, directory: Path, *,
                            comfyui_compat: bool = True) -> dict[str, dict[str, Any]]:
     """Load every pack in `directory` (ComfyUI layout); returns a per-pack summary.
@@ -127,7 +140,8 @@ def load_custom_node_packs(registry: NodeRegistry, directory: Path, *,
         except BaseException as exc:  # includes SystemExit from a badly written pack
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            registry.report_problem(source, f"import failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+            registry.report_problem(source, f"import failed: {type(exc).__name__}: {exc}{_compat_hint(exc)}",
+                                    traceback.format_exc())
             summary[pack] = {"ok": False, "nodes": [], "seconds": time.perf_counter() - started}
             continue
         mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
