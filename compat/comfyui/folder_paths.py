@@ -4,15 +4,20 @@ Every function reads `engine.runtime.services().paths` when it is called, so two
 process never share state. Names come through `engine.paths.contained_path`: where ComfyUI
 silently strips `..`, we refuse with `PathEscapeError` (a ValueError).
 Module attributes such as `models_dir`, `output_directory` and `folder_names_and_paths` are
-computed on access (PEP 562) from the current runtime; `folder_names_and_paths` is a read-only
-view — register model folders of known kinds with `add_model_folder_path`.
+computed on access (PEP 562) from the current runtime.
+
+Folder kinds Latentgraph knows (checkpoints, loras, ...) live in FolderPaths. Kinds a pack
+defines for itself (`folder_names_and_paths["ipadapter"] = ([dir], extensions)` or
+`add_model_folder_path("ipadapter", dir)`) are kept per FolderPaths in `_pack_folders`, the one
+registry here, so they belong to the runtime that loaded the pack.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Iterable
 
 from engine.errors import PathEscapeError
@@ -23,6 +28,10 @@ from engine.runtime import services
 supported_pt_extensions: frozenset[str] = MODEL_EXTENSIONS
 
 _ANNOTATIONS = (("[output]", "output"), ("[input]", "input"), ("[temp]", "temp"))
+
+# Registry of pack-defined folder kinds, per runtime: FolderPaths -> {kind: ([dirs], {extensions})}.
+_pack_folders: "weakref.WeakKeyDictionary[FolderPaths, dict[str, tuple[list[str], set[str]]]]" = (
+    weakref.WeakKeyDictionary())
 
 
 def _paths() -> FolderPaths:
@@ -60,37 +69,94 @@ def get_directory_by_type(type_name: str) -> str | None:
 
 
 # ---- model folders --------------------------------------------------------------------------
+def _pack_kinds(paths: FolderPaths) -> dict[str, tuple[list[str], set[str]]]:
+    kinds = _pack_folders.get(paths)
+    if kinds is None:
+        kinds = _pack_folders[paths] = {}
+    return kinds
+
+
+def _pack_kind(folder_name: str) -> tuple[list[str], set[str]] | None:
+    """The ([dirs], extensions) of a pack-defined kind, None for a kind FolderPaths knows."""
+    key = map_legacy(folder_name)
+    if key in MODEL_FOLDERS:
+        return None
+    kinds = _pack_folders.get(_paths(), {})
+    if key not in kinds:
+        raise KeyError(f"unknown model folder {folder_name!r}; known: "
+                       f"{', '.join([*MODEL_FOLDERS, *kinds])}")
+    return kinds[key]
+
+
 def get_folder_paths(folder_name: str) -> list[str]:
+    pack = _pack_kind(folder_name)
+    if pack is not None:
+        return list(pack[0])
     return [str(p) for p in _paths().get_folder_paths(map_legacy(folder_name))]
 
 
+def _list_files(directories: Iterable[str], extensions: set[str]) -> list[str]:
+    wanted = {e.lower() for e in extensions}
+    names: set[str] = set()
+    for root in directories:
+        for directory, subdirs, files in os.walk(root, followlinks=True):
+            subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+            relative = os.path.relpath(directory, root)
+            for filename in files:
+                if filename.startswith(".") or (wanted and os.path.splitext(filename)[1].lower() not in wanted):
+                    continue
+                names.add(filename if relative == "." else f"{relative}/{filename}".replace(os.sep, "/"))
+    return sorted(names)
+
+
 def get_filename_list(folder_name: str) -> list[str]:
-    """Sorted relative names of the files in a model folder (cached by directory mtimes)."""
+    """Sorted relative names of the files in a model folder (known kinds cached by directory mtimes)."""
+    pack = _pack_kind(folder_name)
+    if pack is not None:
+        return _list_files(pack[0], pack[1])
     return _paths().get_filename_list(map_legacy(folder_name))
 
 
 def get_full_path(folder_name: str, filename: str) -> str | None:
     """The existing file `filename` in a model folder, or None; escaping names raise PathEscapeError."""
-    found = _paths().get_full_path(map_legacy(folder_name), filename)
-    return None if found is None else str(found)
+    pack = _pack_kind(folder_name)
+    if pack is None:
+        found = _paths().get_full_path(map_legacy(folder_name), filename)
+        return None if found is None else str(found)
+    for root in pack[0]:
+        candidate = contained_path(root, filename)
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def get_full_path_or_raise(folder_name: str, filename: str) -> str:
-    return str(_paths().get_full_path_or_raise(map_legacy(folder_name), filename))
+    found = get_full_path(folder_name, filename)
+    if found is None:
+        raise FileNotFoundError(f"{filename!r} not found in models folder {folder_name!r}")
+    return found
 
 
 def add_model_folder_path(folder_name: str, full_folder_path: str, is_default: bool = False) -> None:
-    """Add a search directory to a known model folder of the current runtime.
+    """Add a search directory to a model folder kind of the current runtime.
 
-    Folders Latentgraph does not know (a pack's own kinds) cannot be created: FolderPaths has a
-    fixed set of folder kinds. `is_default` (search this directory first) is not supported:
-    extra directories are searched after the standard ones.
+    A kind Latentgraph does not know becomes a pack-defined kind (any file extension, as
+    ComfyUI). `is_default` puts the directory first for pack-defined kinds; for known kinds
+    extra directories are always searched after the standard ones.
     """
     key = map_legacy(folder_name)
-    if key not in MODEL_FOLDERS:
-        raise KeyError(f"model folder {folder_name!r} is not one Latentgraph knows; "
-                       f"known: {', '.join(MODEL_FOLDERS)}")
-    _paths().add_model_folder(key, full_folder_path)
+    paths = _paths()
+    if key in MODEL_FOLDERS:
+        paths.add_model_folder(key, full_folder_path)
+        return
+    dirs, _ = _pack_kinds(paths).setdefault(key, ([], set()))
+    directory = str(Path(full_folder_path).resolve())
+    if directory in dirs:
+        dirs.remove(directory)
+    if is_default:
+        dirs.insert(0, directory)
+    else:
+        dirs.append(directory)
 
 
 def filter_files_extensions(files: Iterable[str], extensions: Iterable[str]) -> list[str]:
@@ -99,14 +165,60 @@ def filter_files_extensions(files: Iterable[str], extensions: Iterable[str]) -> 
     return sorted(f for f in files if not wanted or os.path.splitext(f)[1].lower() in wanted)
 
 
-def _folder_view() -> MappingProxyType:
-    paths = _paths()
-    view = {}
-    for key, (_, extensions) in MODEL_FOLDERS.items():
-        view[key] = ([str(p) for p in paths.get_folder_paths(key)],
-                     frozenset(extensions) if extensions is not None else frozenset())
-    view["custom_nodes"] = ([str(paths.custom_nodes_directory)], frozenset())
-    return MappingProxyType(view)
+class FolderTable(MutableMapping):
+    """`folder_names_and_paths` of one runtime: {kind: ([dirs], extensions)}.
+
+    Known kinds are computed from FolderPaths; assigning one adds its new directories as extra
+    search paths (directories cannot be removed, extensions not changed). Pack-defined kinds
+    are stored as given, so packs may also append to their lists in place.
+    """
+
+    def __init__(self, paths: FolderPaths) -> None:
+        self._paths = paths
+
+    def __getitem__(self, key: str) -> tuple[list[str], Any]:
+        key = map_legacy(key)
+        if key in MODEL_FOLDERS:
+            _, extensions = MODEL_FOLDERS[key]
+            return ([str(p) for p in self._paths.get_folder_paths(key)],
+                    set(extensions) if extensions is not None else set())
+        if key == "custom_nodes":
+            return [str(self._paths.custom_nodes_directory)], set()
+        return _pack_kinds(self._paths)[key]
+
+    def __setitem__(self, key: str, value: tuple[Iterable[str], Iterable[str]]) -> None:
+        directories, extensions = value
+        key = map_legacy(key)
+        if key == "custom_nodes":
+            raise TypeError("the custom_nodes folder cannot be changed by a pack")
+        if key in MODEL_FOLDERS:
+            current = {str(p) for p in self._paths.get_folder_paths(key)}
+            for directory in directories:
+                if str(Path(directory).resolve()) not in current:
+                    self._paths.add_model_folder(key, directory)
+            return
+        _pack_kinds(self._paths)[key] = ([str(Path(d).resolve()) for d in directories], set(extensions))
+
+    def __delitem__(self, key: str) -> None:
+        if map_legacy(key) in MODEL_FOLDERS or key == "custom_nodes":
+            raise TypeError(f"model folder {key!r} cannot be removed")
+        del _pack_kinds(self._paths)[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from MODEL_FOLDERS
+        yield "custom_nodes"
+        yield from _pack_folders.get(self._paths, {})
+
+    def __len__(self) -> int:
+        return len(MODEL_FOLDERS) + 1 + len(_pack_folders.get(self._paths, {}))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (map_legacy(key) in MODEL_FOLDERS or key == "custom_nodes"
+                                         or key in _pack_folders.get(self._paths, {}))
+
+
+def _folder_table() -> FolderTable:
+    return FolderTable(_paths())
 
 
 # ---- annotated names ("photo.png [output]") -------------------------------------------------
@@ -156,7 +268,7 @@ _DYNAMIC = {
     "input_directory": get_input_directory,
     "temp_directory": get_temp_directory,
     "user_directory": get_user_directory,
-    "folder_names_and_paths": _folder_view,
+    "folder_names_and_paths": _folder_table,
 }
 
 

@@ -65,22 +65,61 @@ def test_folder_paths_delegates_to_folder_paths_of_the_runtime(shims, services, 
         fp.does_not_exist  # noqa: B018
 
 
-def test_folder_names_and_paths_is_a_read_only_view(shims, services, tmp_path):
+def test_folder_names_and_paths_for_known_kinds(shims, services, tmp_path):
     fp = shims["folder_paths"]
     view = fp.folder_names_and_paths
     dirs, extensions = view["controlnet"]
     assert dirs == [str(tmp_path.resolve() / "models" / d) for d in ("controlnet", "t2i_adapter")]
-    assert ".pth" in extensions
-    with pytest.raises(TypeError):
-        view["ipadapter"] = ([str(tmp_path)], fp.supported_pt_extensions)
+    assert ".pth" in extensions and "checkpoints" in view and "custom_nodes" in view
     extra = tmp_path / "elsewhere"
     extra.mkdir()
     (extra / "e.pt").write_bytes(b"x")
     fp.add_model_folder_path("embeddings", str(extra))
     assert fp.get_filename_list("embeddings") == ["e.pt"]
     assert str(extra.resolve()) in fp.folder_names_and_paths["embeddings"][0]
-    with pytest.raises(KeyError, match="ipadapter"):
-        fp.add_model_folder_path("ipadapter", str(extra))
+    more = tmp_path / "more_loras"
+    more.mkdir()
+    (more / "l.safetensors").write_bytes(b"x")
+    current, exts = view["loras"]
+    view["loras"] = (current + [str(more)], exts)  # the usual "append a directory" idiom
+    assert fp.get_filename_list("loras") == ["l.safetensors"]
+    with pytest.raises(TypeError):
+        del view["loras"]
+    with pytest.raises(TypeError):
+        view["custom_nodes"] = ([str(tmp_path)], set())
+
+
+def test_pack_defined_folder_kinds_belong_to_their_runtime(shims, services, tmp_path):
+    fp = shims["folder_paths"]
+    ipadapter = Path(fp.models_dir) / "ipadapter"
+    (ipadapter / "sd15").mkdir(parents=True)
+    (ipadapter / "sd15" / "a.safetensors").write_bytes(b"x")
+    (ipadapter / "readme.txt").write_text("skip")
+    # the idiom of popular packs
+    if "ipadapter" not in fp.folder_names_and_paths:
+        current = [str(ipadapter)]
+    else:
+        current, _ = fp.folder_names_and_paths["ipadapter"]
+    fp.folder_names_and_paths["ipadapter"] = (current, fp.supported_pt_extensions)
+    assert "ipadapter" in fp.folder_names_and_paths
+    assert fp.get_filename_list("ipadapter") == ["sd15/a.safetensors"]
+    assert fp.get_full_path("ipadapter", "sd15/a.safetensors") == str(ipadapter.resolve() / "sd15" / "a.safetensors")
+    assert fp.get_full_path("ipadapter", "missing.safetensors") is None
+    with pytest.raises(PathEscapeError):
+        fp.get_full_path("ipadapter", "../../secret")
+    fp.add_model_folder_path("insightface", str(tmp_path / "faces"))  # any extension, as ComfyUI
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "faces" / "model.onnx").write_bytes(b"x")
+    assert fp.get_filename_list("insightface") == ["model.onnx"]
+    fp.folder_names_and_paths["insightface"][0].append(str(ipadapter))  # in-place append works too
+    assert "sd15/a.safetensors" in fp.get_filename_list("insightface")
+    with pytest.raises(KeyError, match="unknown model folder"):
+        fp.get_filename_list("never_registered")
+    other = FolderPaths(tmp_path / "other")
+    with using_services(Services(paths=other)):
+        assert "ipadapter" not in fp.folder_names_and_paths  # another runtime, another table
+        with pytest.raises(KeyError):
+            fp.get_filename_list("ipadapter")
 
 
 def test_get_save_image_path_matches_comfyui_tuple(shims, services, tmp_path):
