@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from engine.events import RecordingListener
@@ -184,3 +183,28 @@ def test_missing_comfyui_pieces_are_reported_with_a_pointer(tmp_path):
     for source in ("custom_nodes/needs_server.py", "custom_nodes/needs_sd.py"):
         assert "Latentgraph does not provide" in problems[source]
     assert "Latentgraph does not provide" not in problems["custom_nodes/needs_other.py"]
+
+
+def test_compat_directory_joins_sys_path_only_when_packs_load(tmp_path):
+    """Importing never touches sys.path; --disable-all-custom-nodes keeps the adapters away."""
+    import subprocess
+    from pathlib import Path
+
+    install_pack(tmp_path)
+    script = f"""
+import sys
+from app.bootstrap import create_runtime
+from app.settings import Settings
+from engine.loader import COMFYUI_COMPAT_DIRECTORY
+entry = str(COMFYUI_COMPAT_DIRECTORY)
+assert entry not in sys.path, "added at import"
+create_runtime(Settings(base_directory={str(tmp_path)!r}, disable_all_custom_nodes=True),
+               freeze_startup_objects=False)
+assert entry not in sys.path and "folder_paths" not in sys.modules, "added while disabled"
+runtime = create_runtime(Settings(base_directory={str(tmp_path)!r}), freeze_startup_objects=False)
+assert entry in sys.path and runtime.custom_packs["comfy_style_pack"]["ok"]
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
