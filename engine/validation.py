@@ -56,12 +56,20 @@ def _fail(kind: str, message: str, details: str = "") -> ValidationResult:
 
 
 # ---- coercion ---------------------------------------------------------------------------
+def _finite(value: float) -> float:
+    """Refuse NaN and ±infinity: JSON's 1e999 or "inf" would otherwise reach nodes as infinity."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number (NaN and infinity are not allowed)")
+    return value
+
+
 def _to_int(value: Any) -> int:
     if type(value) is int:
         return value
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, float):
+        _finite(value)
         if not value.is_integer():
             raise ValueError(f"{value!r} is not a whole number")
         return int(value)
@@ -76,9 +84,9 @@ def _to_int(value: Any) -> int:
 
 def _to_float(value: Any) -> float:
     if type(value) is float:
-        return value
+        return _finite(value)
     if isinstance(value, (int, float, str)):
-        return float(value)
+        return _finite(float(value))
     raise TypeError(f"cannot convert {type(value).__name__} to FLOAT")
 
 
@@ -234,11 +242,6 @@ class _Checker:
                 errors.append(_error("value_bigger_than_max", f"Value {value} bigger than max of {high}",
                                      name, {"input_name": name, "input_config": _input_config(spec),
                                             "received_value": value}))
-            elif spec.type == "FLOAT" and math.isnan(value):
-                errors.append(_error("invalid_input_type", "Failed to convert an input value to a FLOAT value",
-                                     f"{name}, {value}, NaN is not a number",
-                                     {"input_name": name, "input_config": _input_config(spec),
-                                      "received_value": value, "exception_message": "NaN"}))
         choices = spec.choices
         if choices is not None and not spec.multi_select:
             try:

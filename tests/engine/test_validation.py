@@ -228,3 +228,69 @@ def test_deep_chain_validates_without_recursion_limits(runtime):
     prompt["out"] = node("TestOutput", value=["4999", 0])
     result = validate(runtime, prompt)
     assert result.ok and len(result.order) == 5001 and result.order[0] == "0"
+
+
+class _Unbounded:
+    """A node with INT and FLOAT inputs that declare no min/max: only coercion guards them."""
+
+    RETURN_TYPES = ("FLOAT",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"x": ("FLOAT", {}), "n": ("INT", {})}}
+
+    def run(self, x, n):
+        return (x + n,)
+
+
+def _unbounded_registry():
+    from engine.registry import NodeRegistry
+
+    registry = NodeRegistry()
+    registry.register("TestUnbounded", _Unbounded)
+    return registry
+
+
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "inf", "-Infinity", "nan", "NaN",
+                                   float("inf"), float("-inf"), float("nan"), 1e308 * 10])
+@pytest.mark.parametrize("input_name", ["x", "n"])
+def test_non_finite_numbers_are_refused(value, input_name):
+    inputs = {"x": 1.5, "n": 2, input_name: value}
+    result = validate_prompt({"1": node("TestUnbounded", **inputs)}, _unbounded_registry())
+    assert not result.ok and result.error["type"] == "prompt_outputs_failed_validation"
+    [error] = result.node_errors["1"]["errors"]
+    expected_type = "FLOAT" if input_name == "x" else "INT"
+    assert error["type"] == "invalid_input_type"
+    assert error["message"] == f"Failed to convert an input value to a {expected_type} value"
+    assert error["extra_info"]["input_name"] == input_name
+    assert "not a finite number" in error["extra_info"]["exception_message"]
+    assert "not a finite number" in error["details"]
+
+
+def test_non_finite_is_refused_even_where_min_and_max_are_declared(runtime):
+    prompt = {"1": node("TestCombos", legacy="red", modern="small", number="nan"),
+              "2": node("TestOutput", value=["1", 0])}
+    assert errors_of(validate(runtime, prompt), "1") == ["invalid_input_type"]
+
+
+@pytest.mark.parametrize("value, coerced", [("1e300", 1e300), (-1e300, -1e300), ("2.5", 2.5)])
+def test_large_finite_floats_still_pass_when_unbounded(value, coerced):
+    result = validate_prompt({"1": node("TestUnbounded", x=value, n=0)}, _unbounded_registry())
+    assert result.ok and result.prompt["1"]["inputs"]["x"] == coerced
+
+
+def test_int_beyond_python_digit_limit_is_a_conversion_error_not_a_crash():
+    huge = "9" * 5000  # int() refuses strings this long; as a float it is infinite
+    result = validate_prompt({"1": node("TestUnbounded", x=0.0, n=huge)}, _unbounded_registry())
+    [error] = result.node_errors["1"]["errors"]
+    assert error["type"] == "invalid_input_type"
+
+
+def test_huge_whole_ints_are_caught_by_the_declared_max(runtime):
+    prompt = {"1": node("TestImage", width=10 ** 400, height=8, value=0.5),
+              "2": node("TestOutput", value=["1", 0])}
+    assert errors_of(validate(runtime, prompt), "1") == ["value_bigger_than_max"]
+    prompt["1"]["inputs"]["width"] = 1e300  # a whole float: converted, then over the max
+    assert errors_of(validate(runtime, prompt), "1") == ["value_bigger_than_max"]
