@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 _MISSING = object()
 _INSTANCE_CACHE_SIZE = 2048
 _FINGERPRINT_MEMORY = 20000
+OUT_OF_MEMORY_ADVICE = (
+    "Out of memory. Try a smaller image size or batch size, start with --lowvram (or a smaller "
+    "--vram-budget), decode with VAE Decode (Tiled), or free memory (unload models) and run again.")
 _PROGRESS_STATE_FULL_LIMIT = 256  # ComfyUI sends every non-pending node; beyond this we do not
 
 
@@ -786,7 +789,7 @@ class _PromptRun:
         exc_type = type(exc)
         record = {
             "prompt_id": self.prompt_id, "node_id": node_id, "node_type": node.get("class_type"),
-            "executed": list(self.outcome.executed), "exception_message": str(exc),
+            "executed": list(self.outcome.executed), "exception_message": failure_message(exc),
             "exception_type": f"{exc_type.__module__}.{exc_type.__qualname__}"
             if exc_type.__module__ != "builtins" else exc_type.__qualname__,
             "traceback": traceback.format_tb(exc.__traceback__),
@@ -797,6 +800,23 @@ class _PromptRun:
         self._message("execution_error", record)
         self.outcome.error = record
         raise _Stop("error")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Allocator failures on any device: torch.OutOfMemoryError (matched by name, so torch-free
+    graphs never import torch), MemoryError, or a RuntimeError saying so (CPU allocator)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or (isinstance(exc, RuntimeError) and "not enough memory" in text)
+
+
+def failure_message(exc: BaseException) -> str:
+    """A node failure's `exception_message`; out of memory leads with what the user can try."""
+    text = str(exc)
+    if not is_out_of_memory(exc):
+        return text
+    return f"{OUT_OF_MEMORY_ADVICE} (Details: {text})" if text.strip() else OUT_OF_MEMORY_ADVICE
 
 
 def _run_coroutine(coroutine: Any) -> Any:

@@ -87,6 +87,14 @@ def server_urls(config: ServerConfig, port: int) -> list[str]:
     return [f"http://{_display_host(host)}:{port}/{suffix}" for host in config.hosts]
 
 
+def _print_line(text: str) -> None:
+    """Print one whole line with a single write. `print()` writes the text and the newline
+    separately; with PYTHONUNBUFFERED (or a log file shared with stderr) a log line from the
+    worker thread can land between them and glue itself onto the URL and its token."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 async def serve(runtime: Any, config: ServerConfig,
                 on_ready: Callable[[list[int]], None] | None = None,
                 stop: asyncio.Event | None = None) -> int:
@@ -123,9 +131,9 @@ async def serve(runtime: Any, config: ServerConfig,
             pass
     port = ports[0] if ports else config.port
     for url in server_urls(config, port):
-        print(f"Latentgraph is running at {url}", flush=True)
+        _print_line(f"Latentgraph is running at {url}")
     if config.token and not config.loopback_only:
-        print("Anyone on the network needs this token; keep the URL private.", flush=True)
+        _print_line("Anyone on the network needs this token; keep the URL private.")
     if on_ready is not None:
         on_ready(ports)
     try:

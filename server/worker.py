@@ -3,7 +3,8 @@
 Execution is synchronous and may take minutes; it happens here so the event loop keeps serving
 HTTP and websockets. Events cross back to the loop through `WebSocketHub.post`, in order. Any
 exception that escapes the executor (an engine bug, out of memory) is turned into an
-`execution_error` for that job; the worker, the server and the caches carry on.
+`execution_error` for that job; the worker, the server and the caches carry on. A job's closing
+events reach its client only after its history row is committed (see ForwardingListener).
 """
 
 from __future__ import annotations
@@ -14,20 +15,29 @@ import time
 import traceback
 from typing import Any, Callable
 
+from engine.executor import failure_message, is_out_of_memory
 from server.hub import WebSocketHub
 from server.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
 
-OOM_ADVICE = ("Out of memory. Try a smaller image size or batch size, start the server with "
-              "--lowvram or a smaller --vram-budget, or press 'Free memory' to unload models.")
+
+# Events that tell a client the job is over (or carry its final report): held back until the
+# history row is committed, so nobody is told "done" about a result a crash could still lose.
+CLOSING_EVENTS = frozenset({"lg.run_report", "execution_success", "execution_error",
+                            "execution_interrupted"})
 
 
 class ForwardingListener:
-    """Engine listener that forwards a job's events to the client that queued it."""
+    """Engine listener that forwards a job's events to the client that queued it.
+
+    From the first closing event on, events are held (in order) until `release()`, which the
+    worker calls once the history row is committed.
+    """
 
     def __init__(self, hub: WebSocketHub, job: Job) -> None:
         self.hub, self.job = hub, job
+        self._held: list[tuple[str, dict[str, Any]]] | None = None
 
     def on_event(self, event: str, data: dict[str, Any]) -> None:
         if event == "executing":
@@ -36,9 +46,23 @@ class ForwardingListener:
             self.job.progress_state = data
         if event == "executing" and data.get("node") is None:
             return  # the worker sends the end-of-prompt `executing` after history is stored
-        if event == "execution_error":
-            data = explain_error(data)
+        if event in CLOSING_EVENTS and self._held is None:
+            self._held = []
+        if self._held is not None:
+            self._held.append((event, data))
+            return
         self.hub.post(self.hub.send, event, data, self.job.client_id)
+
+    def hold(self, event: str, data: dict[str, Any]) -> None:
+        """Queue a closing event produced outside the engine (the worker's crash report)."""
+        self._held = self._held if self._held is not None else []
+        self._held.append((event, data))
+
+    def release(self) -> None:
+        """Send the held events, in order; call only after the history row is committed."""
+        held, self._held = self._held or [], None
+        for event, data in held:
+            self.hub.post(self.hub.send, event, data, self.job.client_id)
 
     def on_preview(self, prompt_id: str, node_id: str, image_format: str, image: bytes) -> None:
         if self.job.client_id is not None:
@@ -111,18 +135,23 @@ class Worker:
                 raise
             log.error("prompt %s failed outside a node:\n%s", job.prompt_id, traceback.format_exc())
             state, result = crash_to_history(exc, job)
-            self.hub.post(self.hub.send, "execution_error", result["status"]["messages"][-1][1],
-                          job.client_id)
+            listener.hold("execution_error", result["status"]["messages"][-1][1])
         seconds = time.perf_counter() - started
         result["lg"]["seconds"] = round(seconds, 4)
-        self.queue.finish(job, state, result)
+        try:
+            self.queue.finish(job, state, result)  # commits the history row
+        finally:
+            # Only now may a client learn the job is over: execution_success/error, then the
+            # closing `executing {node: null}`. If the write failed (disk full) they are still
+            # sent, so no client waits forever; the error is logged by the worker loop.
+            listener.release()
+            self.hub.post(self.hub.send, "executing", {"node": None, "prompt_id": job.prompt_id},
+                          job.client_id)
+            job.current_node = None
         report = result["lg"].get("run_report") or {}
         ran = sum(1 for r in report.values() if isinstance(r, dict) and r.get("state") == "ran")
         log.info("prompt %s: %s in %.2f s (%d nodes ran, %d cached)", job.prompt_id, state,
                  seconds, ran, len(report) - ran)
-        self.hub.post(self.hub.send, "executing", {"node": None, "prompt_id": job.prompt_id},
-                      job.client_id)
-        job.current_node = None
 
 
 def outcome_to_history(outcome: Any, job: Job) -> tuple[str, dict[str, Any]]:
@@ -134,13 +163,12 @@ def outcome_to_history(outcome: Any, job: Job) -> tuple[str, dict[str, Any]]:
         state = "success"
     else:
         state = "error"
-    messages = [[event, explain_error(data) if event == "execution_error" else data]
-                for event, data in (getattr(outcome, "messages", None) or [])]
+    messages = [[event, data] for event, data in (getattr(outcome, "messages", None) or [])]
     outputs = getattr(outcome, "outputs", None) or {}
     lg: dict[str, Any] = {"state": state, "run_report": getattr(outcome, "run_report", None) or {}}
     error = getattr(outcome, "error", None)
     if error:
-        lg["error"] = explain_error(error) if "exception_message" in error else error
+        lg["error"] = error
     meta = {node_id: {"node_id": node_id, "display_node": node_id, "parent_node": None,
                       "real_node_id": node_id} for node_id in outputs}
     return state, {"outputs": outputs,
@@ -150,28 +178,11 @@ def outcome_to_history(outcome: Any, job: Job) -> tuple[str, dict[str, Any]]:
 
 
 def plain_error_message(exc: BaseException) -> str:
+    """Message for a failure outside any node (the engine words node failures itself)."""
     if is_out_of_memory(exc):
-        return OOM_ADVICE
+        return failure_message(exc)  # the engine's out-of-memory advice, plus the details
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    return looks_like_oom(type(exc).__name__, str(exc)) or isinstance(exc, MemoryError)
-
-
-def looks_like_oom(exception_type: str, message: str) -> bool:
-    short = exception_type.rsplit(".", 1)[-1]
-    return short in ("MemoryError", "OutOfMemoryError") or "out of memory" in message.lower()
-
-
-def explain_error(data: dict[str, Any]) -> dict[str, Any]:
-    """Prefix an out-of-memory failure's message with what the user can do about it."""
-    message = str(data.get("exception_message", ""))
-    if not looks_like_oom(str(data.get("exception_type", "")), message) \
-            or message.startswith(OOM_ADVICE):
-        return data
-    return {**data, "exception_message": f"{OOM_ADVICE} (Details: {message})"}
 
 
 def crash_to_history(exc: BaseException, job: Job) -> tuple[str, dict[str, Any]]:

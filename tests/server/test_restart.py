@@ -21,28 +21,35 @@ PACK = "from tests.server.nodepack import NODE_CLASS_MAPPINGS  # noqa: F401\nWEB
 
 
 class ServerProcess:
-    """`python main.py` on a free loopback port, its output drained by a thread."""
+    """`python main.py` on a free loopback port, stdout and stderr drained by threads.
+
+    The start-up URL is read from stdout alone: log lines go to stderr from the worker thread,
+    and sharing one pipe let them glue onto the URL line (a token ending in "INFO server…").
+    """
+
+    URL = re.compile(r"running at http://([0-9.]+):(\d+)/(?:\?token=([A-Za-z0-9_-]+))?$")
 
     def __init__(self, base: Path, *extra: str) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
         self.proc = subprocess.Popen(
             [python(), "main.py", "--base-directory", str(base), "--port", "0", "--cpu",
              "--cache-ram", "0.25", *extra], cwd=REPO, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+            stderr=subprocess.PIPE, text=True)
         self.host, self.token = "127.0.0.1", None
         self.lines: list[str] = []
         self.port_found = threading.Event()
         self.port = 0
-        threading.Thread(target=self._drain, daemon=True).start()
+        threading.Thread(target=self._drain, args=(self.proc.stdout, True), daemon=True).start()
+        threading.Thread(target=self._drain, args=(self.proc.stderr, False), daemon=True).start()
         if not self.port_found.wait(90):
             self.proc.kill()
             raise RuntimeError("server did not start:\n" + "".join(self.lines))
 
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _drain(self, stream, announces_url: bool) -> None:
+        assert stream is not None
+        for line in stream:
             self.lines.append(line)
-            match = re.search(r"running at http://([0-9.]+):(\d+)/(?:\?token=(\S+))?", line)
+            match = self.URL.search(line.rstrip("\n")) if announces_url else None
             if match and not self.port_found.is_set():
                 self.host, self.port, self.token = match.group(1), int(match.group(2)), match.group(3)
                 self.port_found.set()
