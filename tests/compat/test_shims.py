@@ -267,6 +267,9 @@ def test_devices_come_from_the_model_manager(shims, tmp_path):
         assert (mm.unet_dtype(), mm.vae_dtype(), mm.text_encoder_dtype()) == (torch.float16, torch.bfloat16,
                                                                               torch.float16)
         assert mm.get_free_memory() == 123 and mm.get_free_memory(None, True) == (123, 123)
+        assert mm.should_use_fp16() and not mm.should_use_bf16()
+        assert mm.text_encoder_device() == mm.vae_device() == torch.device("meta")
+        assert mm.get_autocast_device(torch.device("meta")) == "meta"
     with using_services(Services(paths=FolderPaths(tmp_path))):
         assert mm.get_torch_device() == torch.device("cpu") and mm.unet_dtype() == torch.float32
     mm.soft_empty_cache()
@@ -301,6 +304,12 @@ def test_node_helpers(shims):
 
     assert helpers.pillow(flaky, "ok") == "ok"
     assert attempts == [False, True] and ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_import_comfy_alone_reaches_the_submodules(shims):
+    import comfy
+
+    assert comfy.model_management is shims["model_management"] and comfy.utils is shims["utils"]
 
 
 def test_execution_blocker_and_sampler_names_are_ours(shims):

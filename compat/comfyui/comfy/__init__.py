@@ -1,1 +1,10 @@
-"""ComfyUI's `comfy` package for node packs: only the submodules Latentgraph adapts are present."""
+"""ComfyUI's `comfy` package for node packs: only the submodules Latentgraph adapts are present.
+
+They are imported here because in ComfyUI they are always loaded before packs, and packs rely
+on it (`import comfy` then `comfy.model_management.get_torch_device()`). Importing them has no
+side effects.
+"""
+
+from . import cli_args, model_management, samplers, utils
+
+__all__ = ["cli_args", "model_management", "samplers", "utils"]

@@ -55,6 +55,28 @@ def get_torch_device() -> torch.device:
     return manager.device if manager is not None else torch.device("cpu")
 
 
+def text_encoder_device() -> torch.device:
+    return get_torch_device()
+
+
+def vae_device() -> torch.device:
+    return get_torch_device()
+
+
+def get_autocast_device(dev: Any) -> str:
+    return getattr(dev, "type", "cuda")
+
+
+def should_use_fp16(device: Any = None, *args: Any, **kwargs: Any) -> bool:
+    """Whether the runtime computes the diffusion model in float16."""
+    return unet_dtype() == torch.float16
+
+
+def should_use_bf16(device: Any = None, *args: Any, **kwargs: Any) -> bool:
+    """Whether the runtime computes the diffusion model in bfloat16."""
+    return unet_dtype() == torch.bfloat16
+
+
 def intermediate_device() -> torch.device:
     """Where IMAGE / MASK / LATENT values live between nodes: always the CPU (docs/ARCHITECTURE.md)."""
     return torch.device("cpu")
