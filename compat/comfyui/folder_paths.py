@@ -18,11 +18,12 @@ import os
 import weakref
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterable
 
 from engine.errors import PathEscapeError
 from engine.imagefiles import expand_prefix, save_target
-from engine.paths import MODEL_EXTENSIONS, MODEL_FOLDERS, FolderPaths, contained_path
+from engine.paths import LEGACY_FOLDER_NAMES, MODEL_EXTENSIONS, MODEL_FOLDERS, FolderPaths, contained_path
 from engine.runtime import services
 
 supported_pt_extensions: frozenset[str] = MODEL_EXTENSIONS
@@ -40,7 +41,7 @@ def _paths() -> FolderPaths:
 
 def map_legacy(folder_name: str) -> str:
     """`unet` -> `diffusion_models`, `clip` -> `text_encoders` (ComfyUI's legacy names)."""
-    return {"unet": "diffusion_models", "clip": "text_encoders"}.get(folder_name, folder_name)
+    return LEGACY_FOLDER_NAMES.get(folder_name, folder_name)
 
 
 # ---- directories ----------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def get_save_image_path(filename_prefix: str, output_dir: str, image_width: int 
 
 
 # ---- module attributes computed from the current runtime (PEP 562) --------------------------
-_DYNAMIC = {
+_DYNAMIC = MappingProxyType({
     "base_path": lambda: str(_paths().base_directory),
     "models_dir": lambda: str(_paths().models_directory),
     "output_directory": get_output_directory,
@@ -269,7 +270,7 @@ _DYNAMIC = {
     "temp_directory": get_temp_directory,
     "user_directory": get_user_directory,
     "folder_names_and_paths": _folder_table,
-}
+})
 
 
 def __getattr__(name: str) -> Any:
