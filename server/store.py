@@ -3,11 +3,11 @@
 One table holds every job from the moment it is queued; its `state` moves from `pending` to
 `running` to a terminal state (`success`, `error`, `interrupted`, `cancelled`, `failed`). The
 history is simply the terminal rows, ordered by when they finished. Every change is one
-transaction (WAL journal, synchronous=FULL), so a SIGKILL or power loss at any point leaves a
-consistent database that holds every change already reported to a client. A job found
-`running` when the store opens was running when the process died: it is marked `failed` with
-that reason and never re-run automatically (a job that crashes the process must not become a
-crash loop).
+transaction (WAL journal), so a SIGKILL at any point leaves a consistent database; finishing a
+job commits with synchronous=FULL, so a job reported done is on disk even after a power loss.
+A job found `running` when the store opens was running when the process died: it is marked
+`failed` with that reason and never re-run automatically (a job that crashes the process must
+not become a crash loop).
 """
 
 from __future__ import annotations
@@ -119,10 +119,10 @@ class JobStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: every COMMIT is fsynced before it returns, so a job reported finished (only ever
-        # after its commit, see server.worker) survives power loss too; NORMAL in WAL mode only
-        # survives a process kill. Jobs are few and slow, the extra fsync per change is cheap.
-        self._db.execute("PRAGMA synchronous=FULL")
+        # NORMAL (WAL): a committed change survives a process kill but may be lost on power
+        # loss. Finishing a job, which is announced to clients right after (server.worker),
+        # commits with FULL instead: that fsync also covers every change committed before it.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._history_seq = self._scalar("SELECT COALESCE(MAX(history_seq), 0) FROM jobs")
@@ -137,8 +137,8 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, params).fetchone()[0]
 
-    def _transaction(self) -> "_Transaction":
-        return _Transaction(self._db, self._lock)
+    def _transaction(self, durable: bool = False) -> "_Transaction":
+        return _Transaction(self._db, self._lock, durable)
 
     @staticmethod
     def _row_to_job(row: sqlite3.Row) -> StoredJob:
@@ -211,7 +211,7 @@ class JobStore:
     def finish(self, prompt_id: str, state: str, result: dict[str, Any], finished: float) -> None:
         """Record a terminal state atomically and trim the history to its size limit."""
         assert state in TERMINAL_STATES, state
-        with self._transaction() as db:
+        with self._transaction(durable=True) as db:
             self._history_seq += 1
             db.execute("UPDATE jobs SET state=?, finished=?, history_seq=?, result=? "
                        "WHERE prompt_id=?",
@@ -254,16 +254,23 @@ class JobStore:
 
 
 class _Transaction:
-    """`with store._transaction() as db:` — BEGIN IMMEDIATE … COMMIT under the store lock."""
+    """`with store._transaction() as db:` — BEGIN IMMEDIATE … COMMIT under the store lock.
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self._db, self._lock = db, lock
+    `durable=True` commits with synchronous=FULL (the WAL is fsynced before COMMIT returns), for
+    changes a client is told about as final; the connection goes back to NORMAL afterwards.
+    """
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, durable: bool = False) -> None:
+        self._db, self._lock, self._durable = db, lock, durable
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
         try:
+            if self._durable:
+                self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("BEGIN IMMEDIATE")
         except BaseException:
+            self._restore()
             self._lock.release()
             raise
         return self._db
@@ -272,7 +279,14 @@ class _Transaction:
         try:
             self._db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
-            self._lock.release()
+            try:
+                self._restore()
+            finally:
+                self._lock.release()
+
+    def _restore(self) -> None:
+        if self._durable:
+            self._db.execute("PRAGMA synchronous=NORMAL")
 
 
 def crash_result(job: StoredJob, now: float) -> dict[str, Any]:

@@ -84,3 +84,22 @@ def test_a_second_server_cannot_open_the_same_queue(tmp_path: Path) -> None:
     reopened = JobStore(tmp_path / "q.sqlite3")
     assert [job.prompt_id for job in reopened.recover_after_crash()] == ["running"]
     reopened.close()
+
+
+def test_finishing_a_job_is_an_fsynced_commit_and_other_changes_stay_cheap(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "q.sqlite3")
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.add(_job("a", 0.0))
+    store.mark_running("a", 1.0)
+    assert not any("synchronous" in s for s in statements)  # NORMAL: survives a kill, no fsync
+    statements.clear()
+    store.finish("a", "success", {"outputs": {}}, 2.0)
+    assert statements[0] == "PRAGMA synchronous=FULL" and statements[1] == "BEGIN IMMEDIATE"
+    assert statements.index("COMMIT") < statements.index("PRAGMA synchronous=NORMAL")
+    store._db.set_trace_callback(None)
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL
+    store.close()
+    reopened = JobStore(tmp_path / "q.sqlite3")
+    assert reopened.get("a").state == "success"
+    reopened.close()
