@@ -128,9 +128,10 @@ def load_custom_node_packs(registry: NodeRegistry, directory: Path, *,
     summary: dict[str, dict[str, Any]] = {}
     if not directory.is_dir():
         return summary
-    if comfyui_compat and _pack_entries(directory):
+    entries = _pack_entries(directory)
+    if comfyui_compat and entries:
         enable_comfyui_compat()
-    for entry in _pack_entries(directory):
+    for entry in entries:
         pack = entry.stem if entry.is_file() else entry.name
         source = f"custom_nodes/{entry.name}"
         started = time.perf_counter()
