@@ -1,9 +1,10 @@
 """Whole-prompt validation before anything runs, with ComfyUI's error-object shapes.
 
 Checks: unknown class, missing required input, bad link (shape, unknown node, slot out of
-range), type mismatch ("*" and comma unions), value coercion (INT/FLOAT/STRING/BOOLEAN),
-min/max, combo membership for both combo spellings (ComfyUI skips the ("COMBO", {"options"})
-form; we do not), custom VALIDATE_INPUTS, and dependency cycles. Outputs that fail are dropped
+range), type mismatch ("*" and comma unions), value coercion (INT/FLOAT/STRING/BOOLEAN; NaN
+and infinity are refused, so "1e999" never reaches a node as infinity), min/max, combo
+membership for both combo spellings (ComfyUI skips the ("COMBO", {"options"}) form; we do
+not), custom VALIDATE_INPUTS, and dependency cycles. Outputs that fail are dropped
 and the valid ones still run; an error is reported on the node that has it, with the outputs
 that depend on it, never on nodes that are only invalid because of an upstream failure.
 """

@@ -115,7 +115,8 @@ class SaveSquare:
 
 
 class Float:
-    """An unbounded FLOAT passed through, and shown: values such as 1e999 (infinity) arrive."""
+    """Unbounded FLOATs multiplied and shown: 1e300 × 1e300 is infinity in the node's output
+    (validation refuses non-finite inputs, but a node can still compute one)."""
 
     CATEGORY = "test"
     RETURN_TYPES = ()
@@ -124,10 +125,10 @@ class Float:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"x": ("FLOAT", {})}}
+        return {"required": {"x": ("FLOAT", {})}, "optional": {"scale": ("FLOAT", {"default": 1.0})}}
 
-    def run(self, x: float) -> dict[str, Any]:
-        return {"ui": {"value": [float(x)]}}
+    def run(self, x: float, scale: float = 1.0) -> dict[str, Any]:
+        return {"ui": {"value": [float(x) * float(scale)]}}
 
 
 NODE_CLASS_MAPPINGS = {"TestNumber": Number, "TestAdd": Add, "TestSleep": Sleep,

@@ -367,17 +367,24 @@ def test_pause_resume_and_retry(server: ServerThread) -> None:
 
 def test_non_finite_numbers_never_break_json_or_the_worker(server: ServerThread) -> None:
     socket = server.websocket()
-    prompt = {"1": {"class_type": "TestShowFloat", "inputs": {"x": "1e999"}}}
-    response = server.post("/prompt", {"prompt": prompt, "client_id": socket.sid})
-    assert response.status in (200, 400)
-    if response.status == 200:
-        prompt_id = response.json()["prompt_id"]
-        events = socket.until_done(prompt_id)  # every frame parsed as strict JSON
-        entry = server.wait_history(prompt_id)
-        assert json.loads(server.get(f"/history/{prompt_id}").body.decode(),
-                          parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
-        assert entry["status"]["status_str"] in ("success", "error")
-        assert "executing" in names(events)
+    strict = {"parse_constant": lambda c: pytest.fail(f"bare {c} in JSON")}
+    # a non-finite input is refused up front, with the node error (string or JSON number)
+    for body in (json.dumps({"prompt": {"1": {"class_type": "TestShowFloat",
+                                              "inputs": {"x": "1e999"}}}}).encode(),
+                 b'{"prompt": {"1": {"class_type": "TestShowFloat", "inputs": {"x": 1e999}}}}'):
+        response = server.post("/prompt", raw=body, headers={"Content-Type": "application/json"})
+        assert response.status == 400
+        refused = json.loads(response.body.decode(), **strict)
+        [error] = refused["node_errors"]["1"]["errors"]
+        assert error["type"] == "invalid_input_type" and "finite" in error["details"]
+    # a node that computes infinity: events and history stay strict JSON (null instead)
+    prompt = {"1": {"class_type": "TestShowFloat", "inputs": {"x": 1e300, "scale": 1e300}}}
+    prompt_id = server.queue_prompt(prompt, socket.sid)
+    events = socket.until_done(prompt_id)  # every frame parsed as strict JSON
+    assert [m["data"]["output"] for m in events if m["type"] == "executed"] == [{"value": [None]}]
+    server.wait_history(prompt_id)
+    entry = json.loads(server.get(f"/history/{prompt_id}").body.decode(), **strict)[prompt_id]
+    assert entry["status"]["status_str"] == "success" and entry["outputs"]["1"] == {"value": [None]}
     # the worker is still alive
     assert server.wait_history(server.queue_prompt(chain_prompt(81)))["status"]["completed"]
     socket.close()
