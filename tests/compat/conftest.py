@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from app.bootstrap import Runtime, create_runtime
 from app.settings import Settings
@@ -27,6 +29,8 @@ def base(tmp_path: Path) -> Path:
     install_pack(tmp_path)
     (tmp_path / "models" / "checkpoints").mkdir(parents=True)
     (tmp_path / "models" / "checkpoints" / "tiny.safetensors").write_bytes(b"not read")
+    (tmp_path / "models" / "style_models_of_pack").mkdir()
+    save_file({"gain": torch.tensor(0.5)}, str(tmp_path / "models" / "style_models_of_pack" / "half.safetensors"))
     return tmp_path
 
 

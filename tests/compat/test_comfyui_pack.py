@@ -47,6 +47,22 @@ def test_pack_loads_and_appears_in_object_info(runtime):
     assert info["StyleSaveImage"]["output_node"] is True
 
 
+def test_pack_folder_kind_and_tiled_model_run_end_to_end(runtime, base):
+    info = runtime.registry.object_info_for("StyleTiledUpscale")
+    assert info["input"]["required"]["model_name"][0] == ["half.safetensors"]  # folder the pack registered
+    write_input_image(base, size=(13, 9))
+    prompt = {"1": node("StyleLoadImage", image="photo.png"),
+              "2": node("StyleTiledUpscale", image=["1", 0], model_name="half.safetensors"),
+              "3": node("StyleSaveImage", images=["2", 0], filename_prefix="tiled")}
+    outcome, events = run(runtime, prompt)
+    assert outcome.status == "success", outcome.error
+    progress = [(p["value"], p["max"]) for p in events.named("progress") if p["node"] == "2"]
+    assert len(progress) == progress[-1][1] == progress[-1][0] > 1  # one tick per tile, ends full
+    with Image.open(base / "output" / "tiled_00001_.png") as picture:
+        assert picture.size == (26, 18)
+        assert abs(picture.getpixel((25, 17))[0] - 100) <= 1  # 200 * gain 0.5 everywhere
+
+
 def test_filename_list_follows_the_runtime_base_directory(base, tmp_path_factory):
     other = tmp_path_factory.mktemp("other")
     install_pack(other)

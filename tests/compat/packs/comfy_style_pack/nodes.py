@@ -14,6 +14,13 @@ import node_helpers
 import nodes
 from comfy_execution.graph_utils import ExecutionBlocker
 
+# The idiom popular packs use to register a model folder of their own at import time.
+if "style_models_of_pack" in folder_paths.folder_names_and_paths:
+    _current, _ = folder_paths.folder_names_and_paths["style_models_of_pack"]
+else:
+    _current = [os.path.join(folder_paths.models_dir, "style_models_of_pack")]
+folder_paths.folder_names_and_paths["style_models_of_pack"] = (_current, folder_paths.supported_pt_extensions)
+
 
 class StyleModelPath:
     CATEGORY = "compat test"
@@ -104,6 +111,33 @@ class StyleUpscale:
         return (scaled.movedim(1, -1).to(comfy.model_management.intermediate_device()),)
 
 
+class StyleTiledUpscale:
+    """Like upscale-model packs: a weights file from a pack folder, tiled_scale with a progress bar."""
+
+    CATEGORY = "compat test"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "upscale"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",),
+                             "model_name": (folder_paths.get_filename_list("style_models_of_pack"),)}}
+
+    def upscale(self, image, model_name):
+        weights = comfy.utils.load_torch_file(folder_paths.get_full_path_or_raise("style_models_of_pack", model_name),
+                                              safe_load=True)
+        gain = weights["gain"]
+        samples = image.movedim(-1, 1)
+        steps = comfy.utils.get_tiled_scale_steps(samples.shape[3], samples.shape[2], 8, 8, 2) * samples.shape[0]
+        bar = comfy.utils.ProgressBar(steps)
+
+        def model(tile):
+            return (tile * gain).repeat_interleave(2, -1).repeat_interleave(2, -2)
+
+        scaled = comfy.utils.tiled_scale(samples, model, tile_x=8, tile_y=8, overlap=2, upscale_amount=2, pbar=bar)
+        return (torch.clamp(scaled, 0, 1).movedim(1, -1),)
+
+
 class StyleSaveImage:
     CATEGORY = "compat test"
     RETURN_TYPES = ()
@@ -146,6 +180,7 @@ NODE_CLASS_MAPPINGS = {
     "StyleLoadImage": StyleLoadImage,
     "StyleSlowInvert": StyleSlowInvert,
     "StyleUpscale": StyleUpscale,
+    "StyleTiledUpscale": StyleTiledUpscale,
     "StyleSaveImage": StyleSaveImage,
     "StyleGate": StyleGate,
 }
