@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from engine.sizing import value_nbytes
+from engine.sizing import outputs_nbytes, value_nbytes
 
 
 @dataclass(slots=True)
@@ -56,7 +56,7 @@ class OutputCache:
 
     def put(self, key: bytes, outputs: list[list[Any]], ui: dict[str, Any] | None) -> CacheEntry:
         """Store a node's result; evicts older entries to stay under the budget."""
-        entry = CacheEntry(outputs, ui, value_nbytes(outputs) + (value_nbytes(ui) if ui else 0))
+        entry = CacheEntry(outputs, ui, outputs_nbytes(outputs) + (value_nbytes(ui) if ui else 0))
         if not self.enabled:
             return entry
         if self.budget_bytes is not None and entry.size > self.budget_bytes:

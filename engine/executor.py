@@ -555,16 +555,22 @@ class _PromptRun:
             self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
             self._progress_state(node_id, "running", 0, 1)
         inputs: dict[str, list[Any]] = {}
+        args: dict[str, Any] | None = None
         try:
             instance = self.executor._instance(node_id, definition)
-            inputs = self._gather(node_id, definition)
-            if definition.has_lazy_check and self._needs_lazy_inputs(node_id, definition, instance, inputs):
-                return  # re-queued once the requested inputs are ready
+            if not (definition.input_is_list or definition.has_lazy_check or self.executor.mutation_check):
+                args = self._single_args(node_id, definition)
+            if args is None:
+                inputs = self._gather(node_id, definition)
+                if definition.has_lazy_check and self._needs_lazy_inputs(node_id, definition, instance, inputs):
+                    return  # re-queued once the requested inputs are ready
             if node_id not in self.executor._fingerprints and node_id not in self.forced:
                 reason = "new"
             else:
                 reason = self._reason(node_id)
-            if self.executor.mutation_check:
+            if args is not None:
+                outputs, ui = self._merge(node_id, definition, [self._call_once(node_id, definition, instance, args)])
+            elif self.executor.mutation_check:
                 outputs, ui = self._call_checked(node_id, definition, instance, inputs)
             else:
                 outputs, ui = self._merge(node_id, definition,
@@ -576,7 +582,7 @@ class _PromptRun:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # even SystemExit from a node must not end the process
-            self._fail(node_id, exc, inputs)
+            self._fail(node_id, exc, inputs if args is None else self._gather(node_id, definition))
         key = self.keys[node_id]
         self.local_by_key[key] = (outputs, ui)
         blocked = False
@@ -585,6 +591,8 @@ class _PromptRun:
                 if type(value) is ExecutionBlocker:
                     blocked = True
                     break
+            if blocked:
+                break
         if not blocked:
             self.cache.put(key, outputs, ui)
         else:
@@ -627,6 +635,50 @@ class _PromptRun:
                 self.pending[node_id] = waiting
                 return True
             inputs.update(self._gather(node_id, definition))
+
+    def _single_args(self, node_id: str, definition: NodeDefinition) -> dict[str, Any] | None:
+        """The call's keyword arguments when every input is exactly one value and none is a
+        blocker (nearly every node): _gather + _map without the per-input lists. None when the
+        general path must decide (a list to map over, an empty list or a blocker)."""
+        inputs = self.prompt[node_id]["inputs"]
+        results = self.results
+        args: dict[str, Any] = {}
+        for name in definition.input_names:
+            value = inputs.get(name, _MISSING)
+            if value is _MISSING:
+                continue
+            if type(value) is list:
+                source = results.get(value[0])
+                if source is not None:
+                    values = source[value[1]]
+                    if len(values) != 1:
+                        return None
+                    value = values[0]
+                    if type(value) is ExecutionBlocker:
+                        return None
+                else:
+                    value = None  # as _gather: an unevaluated link reads as None
+            args[name] = value
+        if definition.hidden:
+            args.update(self._hidden_values(node_id, definition))
+        return args
+
+    def _call_once(self, node_id: str, definition: NodeDefinition, instance: Any, args: dict[str, Any]) -> Any:
+        """One call of the node's function with plain arguments (what _map does for one index)."""
+        method = getattr(instance, definition.function)
+        interrupt = self.interrupt
+        token = _node_context_var.set(NodeContext(self.prompt_id, node_id, self.executor.services, interrupt,
+                                                  None if self.quiet else self._progress_callback(node_id)))
+        try:
+            if interrupt is not None and interrupt.is_set():
+                raise InterruptedByUser("interrupted")
+            result = method(**args)
+            kind = type(result)
+            if kind is not tuple and kind is not dict and inspect.iscoroutine(result):
+                result = _run_coroutine(result)  # `async def` node functions, as ComfyUI allows
+            return result
+        finally:
+            _node_context_var.reset(token)
 
     def _map(self, node_id: str, definition: NodeDefinition, instance: Any, function: str,
              inputs: dict[str, list[Any]], lazy: bool = False) -> list[Any]:
@@ -717,8 +769,16 @@ class _PromptRun:
         n_out = len(definition.outputs)
         if len(returns) == 1 and not definition.has_list_outputs:
             value = returns[0]
-            if type(value) is tuple and len(value) == n_out:  # the common case: one call, a tuple
+            kind = type(value)
+            if kind is tuple and len(value) == n_out:  # the common case: one call, a tuple
                 return [[item] for item in value], None
+            if kind is dict and n_out == 0 and "expand" not in value:  # an output node's ui dict
+                result = value.get("result", ())
+                if result is None or isinstance(result, (tuple, list)):
+                    ui = value.get("ui")
+                    if ui is None:
+                        return [], None
+                    return [], {k: list(v) if isinstance(v, list) else v for k, v in ui.items()}
         tuples: list[Any] = []
         uis: list[dict[str, Any]] = []
         for value in returns:

@@ -31,6 +31,8 @@ def value_nbytes(value: Any, _seen: set[int] | None = None) -> int:
     if kind is str or kind is bytes or kind is bytearray:
         return sys.getsizeof(value)
     seen = _seen if _seen is not None else set()
+    if kind is dict:  # a plain dict (ui results) has no cache_size_bytes and is no tensor
+        return _dict_nbytes(value, seen)
     sizer = getattr(value, "cache_size_bytes", None)
     if sizer is not None and callable(sizer) and not isinstance(value, type):
         if id(value) in seen:
@@ -43,13 +45,7 @@ def value_nbytes(value: Any, _seen: set[int] | None = None) -> int:
     if _is_tensor(value):
         return _tensor_nbytes(value, seen)
     if isinstance(value, dict):
-        if id(value) in seen:
-            return 0
-        seen.add(id(value))
-        total = 64 + 8 * len(value)
-        for key, item in value.items():
-            total += value_nbytes(key, seen) + value_nbytes(item, seen)
-        return total
+        return _dict_nbytes(value, seen)
     if isinstance(value, (list, tuple, set, frozenset)):
         if id(value) in seen:
             return 0
@@ -59,6 +55,41 @@ def value_nbytes(value: Any, _seen: set[int] | None = None) -> int:
         return sys.getsizeof(value)
     except TypeError:
         return 64
+
+
+def outputs_nbytes(outputs: list[list[Any]]) -> int:
+    """`value_nbytes(outputs)` for a node's per-slot output lists, inlined one level.
+
+    Every cached node result is sized, so the usual case (each slot a list of a few plain
+    values) costs no recursive call; anything else takes value_nbytes with one shared `seen`.
+    """
+    total = 56 + 8 * len(outputs)
+    seen: set[int] | None = None
+    for slot in outputs:
+        if type(slot) is list:
+            total += 56 + 8 * len(slot)
+            for item in slot:
+                if type(item) in _ATOM_TYPES:
+                    total += _ATOM_BYTES
+                else:
+                    if seen is None:
+                        seen = set()
+                    total += value_nbytes(item, seen)
+        else:
+            if seen is None:
+                seen = set()
+            total += value_nbytes(slot, seen)
+    return total
+
+
+def _dict_nbytes(value: dict, seen: set[int]) -> int:
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    total = 64 + 8 * len(value)
+    for key, item in value.items():
+        total += value_nbytes(key, seen) + value_nbytes(item, seen)
+    return total
 
 
 def _is_tensor(value: Any) -> bool:
