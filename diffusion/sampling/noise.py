@@ -6,8 +6,10 @@ image on every device (and the same as ComfyUI's CPU-drawn initial noise).
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -57,8 +59,154 @@ def default_noise_sampler(x: torch.Tensor, seed: int | None = None) -> NoiseSamp
     return sample
 
 
+class _Node:
+    """One interval of the dyadic tree: its (rounded) ends and, once split, its split seed and children."""
+
+    __slots__ = ("start", "end", "spawn_key", "depth", "midway", "seed", "left", "right")
+
+    def __init__(self, start: float, end: float, spawn_key: int, depth: int) -> None:
+        self.start, self.end, self.spawn_key, self.depth = start, end, spawn_key, depth
+        self.midway: float | None = None
+        self.seed = 0
+        self.left: _Node | None = None
+        self.right: _Node | None = None
+
+
+class HalfwayBrownianTree:
+    """The increments of ``torchsde.BrownianTree(t0, zeros, t1, entropy=seed)``, bit for bit, faster.
+
+    Re-derives torchsde's halfway tree (tol 1e-6, entropy pool 24, no Lévy area): each interval
+    splits at its rounded midpoint with a Gaussian drawn from a generator seeded by
+    ``SeedSequence(entropy, spawn_key=(key, depth))``, and a query sums the canonical pieces of
+    [ta, tb] left to right, with the very same float operations. What differs is only the
+    bookkeeping: both children of a split come from one draw (torchsde draws it once per child),
+    and the cache holds the root-to-endpoint paths of consecutive steps (torchsde's 45 entries
+    thrash on them), so a 20-step run draws ~330-650 Gaussians instead of ~1000-1900.
+    tests/sampling/test_brownian_tree.py pins the equality against torchsde.
+    """
+
+    TOL, POOL_SIZE, MAX_DEPTH, CACHE_BYTES = 1e-6, 24, 900, 256 << 20
+
+    def __init__(self, t0: float, t1: float, shape: Sequence[int], dtype: torch.dtype, entropy: int,
+                 cache_entries: int | None = None) -> None:
+        import numpy as np
+
+        self._seed_sequence = np.random.SeedSequence
+        self._shape, self._dtype, self._entropy = tuple(shape), dtype, int(entropy)
+        self._ndigits = -int(math.log10(self.TOL))
+        t0, t1 = float(t0), float(t1)
+        self._root = _Node(self._round(t0), self._round(t1), 0, 0)
+        self._generator = torch.Generator("cpu")
+        w_seed = self._seed_sequence(entropy=self._entropy, pool_size=self.POOL_SIZE).generate_state(3)[0]
+        self._root_w = self._randn(w_seed) * math.sqrt(t1 - t0)
+        if cache_entries is None:
+            # 64+ split pairs hold the paths of consecutive steps (fewest draws); huge latents get
+            # fewer, keeping memory near torchsde's own cache (45 single tensors).
+            item_bytes = max(1, math.prod(self._shape)) * torch.empty((), dtype=dtype).element_size()
+            cache_entries = min(128, max(24, self.CACHE_BYTES // (2 * item_bytes)))
+        self._cache_entries = cache_entries
+        self._children: OrderedDict[_Node, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def _round(self, t: float) -> float:
+        return round(t, self._ndigits)
+
+    def _randn(self, seed) -> torch.Tensor:
+        self._generator.manual_seed(int(seed))
+        return torch.randn(self._shape, dtype=self._dtype, generator=self._generator)
+
+    def _split(self, node: _Node) -> None:
+        midway = self._round(0.5 * (node.end + node.start))
+        node.midway = midway
+        state = self._seed_sequence(entropy=self._entropy, spawn_key=(node.spawn_key, node.depth),
+                                    pool_size=self.POOL_SIZE).generate_state(4)
+        node.seed = state[0]
+        key, depth = 2 * node.spawn_key, node.depth + 1
+        node.left = _Node(node.start, midway, key, depth)
+        node.right = _Node(midway, node.end, key + 1, depth)
+
+    def _pieces(self, ta: float, tb: float) -> list[tuple[list[_Node], _Node]]:
+        """The canonical intervals tiling [ta, tb], each with its root-to-parent path."""
+        out: list[tuple[list[_Node], _Node]] = []
+        stack = [(self._root, ta, tb, [])]
+        while stack:
+            node, a, b, path = stack.pop()
+            while True:
+                if a == node.start and b == node.end:
+                    out.append((path, node))
+                    break
+                if node.midway is None:
+                    if node.depth >= self.MAX_DEPTH:  # where torchsde's recursion gives up
+                        raise ValueError(f"Brownian tree query [{ta}, {tb}] does not resolve at {self.TOL}")
+                    self._split(node)
+                path = [*path, node]
+                if b <= node.midway:
+                    node = node.left
+                elif a >= node.midway:
+                    node = node.right
+                else:
+                    stack.append((node.right, node.midway, b, path))
+                    node, b = node.left, node.midway
+        return out
+
+    def _w(self, path: list[_Node], node: _Node) -> torch.Tensor:
+        """W over ``node``: walk down from the deepest ancestor whose W is cached, drawing splits."""
+        chain = [*path, node]
+        level = len(path)
+        while level > 0 and chain[level - 1] not in self._children:
+            level -= 1
+        w = self._root_w if level == 0 else self._side(chain[level - 1], chain[level])
+        for i in range(level, len(path)):
+            parent, child = chain[i], chain[i + 1]
+            pair = self._children.get(parent)
+            if pair is None:
+                pair = self._draw_children(parent, w)
+            else:
+                self._children.move_to_end(parent)
+            w = pair[0] if child is parent.left else pair[1]
+        return w
+
+    def _side(self, parent: _Node, child: _Node) -> torch.Tensor:
+        pair = self._children[parent]
+        return pair[0] if child is parent.left else pair[1]
+
+    def _draw_children(self, parent: _Node, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The same float operations, in the same order, as torchsde's _Interval (Lévy area "none").
+        h_reciprocal = 1 / (parent.end - parent.start)
+        left_diff = parent.midway - parent.start
+        right_diff = parent.end - parent.midway
+        # torchsde: mean = left_diff * W * h_reciprocal; left_W = mean + sqrt(var) * noise. In place
+        # here: the same roundings (scalar products commute exactly), fewer allocations.
+        var = left_diff * right_diff * h_reciprocal
+        left_w = torch.mul(w, left_diff).mul_(h_reciprocal)
+        left_w.add_(self._randn(parent.seed).mul_(math.sqrt(var)))
+        pair = (left_w, w - left_w)
+        self._children[parent] = pair
+        while len(self._children) > self._cache_entries:
+            self._children.popitem(last=False)
+        return pair
+
+    def __call__(self, ta: float, tb: float) -> torch.Tensor:
+        """W(tb) − W(ta) for t0 ≤ ta ≤ tb ≤ t1; points outside [t0, t1] are clamped, as in torchsde."""
+        ta = min(max(float(ta), self._root.start), self._root.end)
+        tb = min(max(float(tb), self._root.start), self._root.end)
+        if ta > tb:
+            raise ValueError(f"Brownian tree query needs ta <= tb, got {ta} > {tb}")
+        if ta == tb:
+            return torch.zeros(self._shape, dtype=self._dtype)
+        ta_exact, tb_exact = ta, tb
+        ta, tb = self._round(ta), self._round(tb)
+        if ta == tb:  # torchsde recurses without end here (RecursionError): say why instead
+            raise ValueError(f"Brownian tree query [{ta_exact}, {tb_exact}] is narrower than its "
+                             f"resolution {self.TOL}")
+        w = None
+        for path, node in self._pieces(ta, tb):
+            piece = self._w(path, node)
+            w = piece.clone() if w is None else w.add_(piece)  # never hand out a cached tensor
+        return w
+
+
 class BrownianTreeNoiseSampler:
-    """Noise for SDE samplers from one Brownian motion over [σ_min, σ_max] (torchsde).
+    """Noise for SDE samplers from one Brownian motion over [σ_min, σ_max] (torchsde's, bit for bit).
 
     Unlike fresh Gaussian draws, increments over sub-intervals stay consistent whatever the step
     schedule, which keeps SDE samplers converging as steps increase. Returns the normalised
@@ -66,8 +214,6 @@ class BrownianTreeNoiseSampler:
     """
 
     def __init__(self, x: torch.Tensor, sigma_min: float, sigma_max: float, seed: int | None = None) -> None:
-        import torchsde
-
         if seed is None:
             seed = int(torch.randint(0, 2**63 - 1, []).item())
         t0, t1 = torch.as_tensor(sigma_min).cpu(), torch.as_tensor(sigma_max).cpu()
@@ -77,8 +223,7 @@ class BrownianTreeNoiseSampler:
         self._device = x.device
         # numpy's SeedSequence (behind torchsde) takes any non-negative int: the full seed range.
         entropy = int(seed)
-        w0 = torch.zeros_like(x, device="cpu")
-        self._tree = torchsde.BrownianTree(t0, w0, t1, entropy=entropy)
+        self._tree = HalfwayBrownianTree(float(t0), float(t1), x.shape, x.dtype, entropy)
         self._lock = threading.Lock()
         self._pending: dict[tuple[float, float], threading.Event] = {}
         self._ready: dict[tuple[float, float], torch.Tensor] = {}
