@@ -217,26 +217,9 @@ class _PromptRun:
         services = self.executor.services
         try:
             with using_services(services), _inference_mode():
-                validation = validate_prompt(self.original_prompt, self.executor.registry,
-                                             partial_targets=outputs)
-                self.outcome.node_errors = validation.node_errors
-                if not validation.ok:
-                    self._validation_failed(validation)
+                validation = self._plan(outputs)
+                if validation is None:
                     return self.outcome
-                self.prompt, self.definitions = validation.prompt, validation.definitions
-                self.targets = set(validation.good_outputs)
-                self._compute_keys(validation.order)
-                if not self.cache.enabled:
-                    self._count_consumers(validation.order)
-                self._mark_forced(validation.order)
-                cached = self._find_cached(validation.order)
-                self._message("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id,
-                                                   "timestamp": _timestamp()})
-                for output in validation.good_outputs:
-                    self._add(output)
-                if not self.quiet:  # the nodes now pending (lazy inputs may add more while running)
-                    self._emit("lg.plan", {"prompt_id": self.prompt_id, "pending": list(self.pending),
-                                           "cached": cached})
                 self._run_loop()
                 self._finish_report(validation.order)
                 self._emit("lg.run_report", {"prompt_id": self.prompt_id, "nodes": self.outcome.run_report})
@@ -246,6 +229,30 @@ class _PromptRun:
         finally:
             self.executor._remember({node_id: self.fingerprints[node_id] for node_id in self.seen})
         return self.outcome
+
+    def _plan(self, outputs: Iterable[str] | None) -> ValidationResult | None:
+        """Validate, key, look up and schedule the prompt; None when validation failed."""
+        validation = validate_prompt(self.original_prompt, self.executor.registry,
+                                     partial_targets=outputs)
+        self.outcome.node_errors = validation.node_errors
+        if not validation.ok:
+            self._validation_failed(validation)
+            return None
+        self.prompt, self.definitions = validation.prompt, validation.definitions
+        self.targets = set(validation.good_outputs)
+        self._compute_keys(validation.order)
+        if not self.cache.enabled:
+            self._count_consumers(validation.order)
+        self._mark_forced(validation.order)
+        cached = self._find_cached(validation.order)
+        self._message("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id,
+                                           "timestamp": _timestamp()})
+        for output in validation.good_outputs:
+            self._add(output)
+        if not self.quiet:  # the nodes now pending (lazy inputs may add more while running)
+            self._emit("lg.plan", {"prompt_id": self.prompt_id, "pending": list(self.pending),
+                                   "cached": cached})
+        return validation
 
     def _validation_failed(self, validation: ValidationResult) -> None:
         error = dict(validation.error or {})
@@ -405,6 +412,8 @@ class _PromptRun:
         node = self.prompt[node_id]
         definition = self.definitions[node["class_type"]]
         declared, lazy = definition.inputs, definition.lazy_inputs
+        if not lazy:  # the usual node: no lazy input to leave out
+            return [value[0] for name, value in node["inputs"].items() if type(value) is list and name in declared]
         return [value[0] for name, value in node["inputs"].items()
                 if type(value) is list and name in declared and name not in lazy]
 
@@ -420,10 +429,12 @@ class _PromptRun:
                 continue
             self._depend(node_id, self._strong_sources(node_id), stack)
 
-    def _wait_for(self, node_id: str, sources: Iterable[str], stack: list[str]) -> int:
+    def _wait_for(self, node_id: str, sources: list[str], stack: list[str]) -> int:
         """Register `node_id` as waiting on unresolved `sources` (pushed on `stack` to schedule)."""
         waiting = 0
-        for source in dict.fromkeys(sources):
+        if len(sources) > 1:
+            sources = dict.fromkeys(sources)  # a source linked twice is waited for once
+        for source in sources:
             if source in self.results:
                 continue
             if source not in self.pending and self._resolve_cached(source):
@@ -434,7 +445,7 @@ class _PromptRun:
                 stack.append(source)
         return waiting
 
-    def _depend(self, node_id: str, sources: Iterable[str], stack: list[str]) -> None:
+    def _depend(self, node_id: str, sources: list[str], stack: list[str]) -> None:
         waiting = self._wait_for(node_id, sources, stack)
         self.pending[node_id] = waiting
         if waiting == 0:
@@ -605,8 +616,9 @@ class _PromptRun:
                                           "reason": reason})
         if ui:
             self.outcome.outputs[node_id] = ui
-            self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
-                                    "prompt_id": self.prompt_id})
+            if not self.quiet:
+                self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
+                                        "prompt_id": self.prompt_id})
         if not self.quiet:
             self._progress_state(node_id, "finished", 1, 1)
         self._complete(node_id, outputs)

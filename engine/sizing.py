@@ -88,7 +88,8 @@ def _dict_nbytes(value: dict, seen: set[int]) -> int:
     seen.add(id(value))
     total = 64 + 8 * len(value)
     for key, item in value.items():
-        total += value_nbytes(key, seen) + value_nbytes(item, seen)
+        # string keys (ui dicts) are sized inline, as value_nbytes would
+        total += (sys.getsizeof(key) if type(key) is str else value_nbytes(key, seen)) + value_nbytes(item, seen)
     return total
 
 
