@@ -5,6 +5,21 @@ A stand-in model whose ``apply_model`` is timed separately; everything else in a
 overhead. Goal: ≤ 1 ms per step on CPU. Prints one JSON object on the last line.
 
     .venv/bin/python bench/sampler.py [--steps 20] [--size 64] [--repeats 3]
+
+Figures (2-core CPU shared with other jobs, so ±40% run to run; 20 steps, [1,4,64,64], cfg 8):
+every non-SDE sampler 0.2-0.8 ms/step. The SDE samplers pay for Brownian-tree noise that must
+equal torchsde's bit for bit (ComfyUI/k-diffusion seeds): each query walks ~17 tree levels per new
+end point, and every level is one seeded Gaussian draw of the latent's size (~50-80 µs here), so
+the floor is ~330 draws per dpmpp_2m/3m_sde run and ~650 per dpmpp_sde run.
+
+    sampler        torchsde tree (before)   re-derived tree (after)   after, 15 ms GPU-like step
+    dpmpp_sde      10.9-16.4 ms/step        4.6-6.6 ms/step           2.7-2.8 ms/step
+    dpmpp_2m_sde    5.5-8.3 ms/step         2.8-3.8 ms/step           1.7 ms/step
+    dpmpp_3m_sde    5.6-8.3 ms/step         2.7-4.3 ms/step           1.7-1.9 ms/step
+
+Before: torchsde's 45-entry cache thrashed on the two ~20-deep paths of a step and drew each
+split's Gaussian once per child (1000-1900 draws a run). Without the prefetch thread the CPU
+figures are ~10-50% lower still (GIL handoffs with the main thread on a busy 2-core machine).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_increments_equal_torchsde_bit_for_bit(trial):
     rng = random.Random(trial)
     seed = rng.randrange(0, 2**64)
     shape = SHAPES[trial % len(SHAPES)]
-    dtype = torch.float64 if trial % 3 == 2 else torch.float32
+    dtype = [torch.float32, torch.float32, torch.float64, torch.float16, torch.bfloat16][trial % 5]
     steps = rng.randint(3, 25)
     schedule = get_sigmas_karras if trial % 2 else get_sigmas_exponential
     sigmas = schedule(steps, rng.uniform(0.002, 0.1), rng.uniform(1.0, 160.0)).float()
