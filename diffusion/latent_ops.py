@@ -170,17 +170,20 @@ LATENT_VERSION_KEY = "latent_format_version_0"
 LATENT_FORMAT_METADATA = "latentgraph.latent_format"
 
 
-def save_latent_file(
-    path, samples: torch.Tensor, scale_factor: float, format_name: str, metadata: dict[str, str]
-) -> None:
-    """Write scaled ``samples`` as a ComfyUI-compatible ``.latent`` file (unscaled on disk)."""
-    from safetensors.torch import save_file
+def latent_file_bytes(
+    samples: torch.Tensor, scale_factor: float, format_name: str, metadata: dict[str, str]
+) -> bytes:
+    """Scaled ``samples`` encoded as a ComfyUI-compatible ``.latent`` file (unscaled on disk).
+
+    Returns bytes so the caller decides how the file is written (atomically, never over another).
+    """
+    from safetensors.torch import save
 
     tensors = {
         LATENT_TENSOR_KEY: (samples.float() / scale_factor).contiguous().cpu(),
         LATENT_VERSION_KEY: torch.tensor([]),
     }
-    save_file(tensors, str(path), metadata={**metadata, LATENT_FORMAT_METADATA: format_name})
+    return save(tensors, metadata={**metadata, LATENT_FORMAT_METADATA: format_name})
 
 
 def load_latent_file(

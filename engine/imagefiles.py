@@ -77,6 +77,42 @@ def next_counter(directory: Path, filename: str) -> int:
     return highest + 1
 
 
+def _temp_copy(directory: Path, data: bytes) -> str:
+    """Write `data` to a fsynced temporary file in `directory` (same filesystem as the target)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".lg-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(temp_name)
+        raise
+    return temp_name
+
+
+def write_file_atomically(target: Path, data: bytes, *, replace: bool = True) -> bool:
+    """Write `data` to `target` so readers see the old file or the new one, never a torn one.
+
+    With `replace=False` an existing file is left alone and False is returned (hard link,
+    which fails on an existing name, so two writers cannot clobber each other).
+    """
+    temp_name = _temp_copy(target.parent, data)
+    try:
+        if replace:
+            os.replace(temp_name, target)
+            return True
+        try:
+            os.link(temp_name, target)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+
+
 def write_new_file(directory: Path, name_for_counter, counter: int, data: bytes) -> tuple[str, int]:
     """Atomically write `data` under the first free name; never replaces an existing file.
 
@@ -85,13 +121,8 @@ def write_new_file(directory: Path, name_for_counter, counter: int, data: bytes)
     can never be overwritten and readers never see a half-written file. Where hard links are
     unsupported, os.replace is used after an existence check. Returns (file name, counter).
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".lg-", suffix=".part")
+    temp_name = _temp_copy(directory, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         for attempt in range(counter, counter + 100000):
             name = name_for_counter(attempt)
             final = directory / name

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 import torch
 
 from diffusion import latent_ops
 from diffusion.latent_formats import LATENT_FORMATS, SD15
 from engine import runtime
+from engine.imagefiles import save_target, write_new_file
 from engine.paths import contained_path
 
 MAX_RESOLUTION = 16384
@@ -190,26 +190,6 @@ class RepeatLatentBatch:
         return (latent_ops.repeat_batch(samples, amount),)
 
 
-_COUNTER = re.compile(r"_(\d{5})_\.latent$")
-
-
-def _next_latent_path(output_dir, filename_prefix: str):
-    """``<subfolder>/<name>_<counter:05>_.latent`` inside the output folder (contained)."""
-    prefix = filename_prefix.strip().replace("\\", "/") or "ComfyUI"
-    subfolder, _, name = prefix.rpartition("/")
-    if not name:
-        raise ValueError(f"filename_prefix {filename_prefix!r} has no file name")
-    folder = contained_path(output_dir, subfolder) if subfolder else contained_path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    counters = [
-        int(match.group(1))
-        for entry in folder.iterdir()
-        if entry.name.startswith(name + "_") and (match := _COUNTER.search(entry.name))
-    ]
-    filename = f"{name}_{max(counters, default=0) + 1:05}_.latent"
-    return contained_path(folder, filename), subfolder, filename
-
-
 class SaveLatent:
     @classmethod
     def INPUT_TYPES(cls):
@@ -228,7 +208,7 @@ class SaveLatent:
 
     def save(self, samples, filename_prefix="latents/ComfyUI", prompt=None, extra_pnginfo=None):
         services = runtime.services()
-        path, subfolder, filename = _next_latent_path(services.paths.output_directory, filename_prefix)
+        target = save_target(services.paths.output_directory, filename_prefix, 0, 0)
         metadata: dict[str, str] = {}
         if not services.settings.get("disable_metadata"):
             if prompt is not None:
@@ -236,10 +216,13 @@ class SaveLatent:
             for key, value in (extra_pnginfo or {}).items():
                 metadata[key] = json.dumps(value)
         latent_format = LATENT_FORMATS.get(samples.get("latent_format", SD15.name), SD15)
-        latent_ops.save_latent_file(
-            path, samples["samples"], latent_format.scale_factor, latent_format.name, metadata
+        data = latent_ops.latent_file_bytes(
+            samples["samples"], latent_format.scale_factor, latent_format.name, metadata
         )
-        return {"ui": {"latents": [{"filename": filename, "subfolder": subfolder, "type": "output"}]}}
+        filename, _ = write_new_file(
+            target.directory, lambda counter: f"{target.filename}_{counter:05}_.latent", target.counter, data
+        )
+        return {"ui": {"latents": [{"filename": filename, "subfolder": target.subfolder, "type": "output"}]}}
 
 
 def _input_latents() -> list[str]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+from engine.imagefiles import write_file_atomically
 
 # Pillow format -> extensions we accept for it (first one is used when a name lacks one).
 UPLOAD_FORMATS: dict[str, tuple[str, ...]] = {
@@ -69,27 +70,6 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(directory: Path, target: Path, data: bytes, replace: bool) -> bool:
-    """Write via a temp file; link into place (fails if taken) or replace. True if written."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(tmp, target)
-            return True
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def store_deduplicated(directory: Path, name: str, data: bytes, overwrite: bool) -> str:
     """Store `data` as `name` in `directory` (which must already be contained) and return the
     name used: an identical existing file (same sha256) is reused, a different one gets
@@ -106,10 +86,10 @@ def store_deduplicated(directory: Path, name: str, data: bytes, overwrite: bool)
             if _sha256_file(target) == digest:
                 return candidate
             if overwrite:
-                _atomic_write(directory, target, data, replace=True)
+                write_file_atomically(target, data, replace=True)
                 return candidate
             continue
-        if _atomic_write(directory, target, data, replace=False):
+        if write_file_atomically(target, data, replace=False):
             return candidate
     raise ImageRejected("too many files with this name already exist")
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from engine.errors import PathEscapeError
+from engine.imagefiles import write_file_atomically
 from engine.paths import contained_path
 from server.context import CONTEXT, ServerContext
 from server.jsonsafe import json_response
@@ -46,20 +46,6 @@ def _relative(ctx: ServerContext, path: Path) -> str:
 def _info(ctx: ServerContext, path: Path) -> dict[str, Any]:
     stat = path.stat()
     return {"path": _relative(ctx, path), "size": stat.st_size, "modified": stat.st_mtime}
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".save-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _file_param(request: web.Request, name: str = "file") -> str:
@@ -140,7 +126,7 @@ async def post_userdata(request: web.Request) -> web.Response:
     if path.exists() and not overwrite:
         raise BadRequest("file_exists", "A file with that name already exists.", status=409)
     data = await read_body(request, MAX_USERDATA_BYTES)
-    await asyncio.to_thread(atomic_write, path, data)
+    await asyncio.to_thread(write_file_atomically, path, data)
     if query_bool(request, "full_info"):
         return json_response(_info(ctx, path))
     return json_response(_relative(ctx, path))
@@ -183,7 +169,7 @@ def _load_settings(ctx: ServerContext) -> dict[str, Any]:
 
 
 def _save_settings(ctx: ServerContext, settings: dict[str, Any]) -> None:
-    atomic_write(user_path(ctx, SETTINGS_FILE),
+    write_file_atomically(user_path(ctx, SETTINGS_FILE),
                  json.dumps(settings, indent=2, ensure_ascii=False).encode("utf-8"))
 
 
