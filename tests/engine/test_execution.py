@@ -363,3 +363,82 @@ def test_partial_execution_runs_only_the_requested_outputs(runtime):
     outcome, _ = run(runtime, prompt, outputs=["4"])
     assert outcome.ok and outcome.outputs == {"4": {"values": [2]}}
     assert ("TestIntConstant", 1) not in calls()
+
+
+def test_single_value_fast_path_matches_the_general_path(tmp_path):
+    """Plain nodes take a fast call path; the mutation check forces the general list path.
+    Both must give the same outputs, ui, reports and failure records."""
+    import asyncio
+
+    from engine.blocker import ExecutionBlocker
+    from tests.support.engine_fixtures import make_runtime
+
+    class AsyncPlusOne:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT",)}, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+        async def run(self, value, unique_id):
+            await asyncio.sleep(0)
+            return (value + 1,)
+
+    class BlockOdd:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT",)}}
+
+        def run(self, value):
+            return (ExecutionBlocker(None) if value % 2 else value,)
+
+    class Show:
+        RETURN_TYPES = ()
+        FUNCTION = "run"
+        OUTPUT_NODE = True
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT",)}, "optional": {"mode": ("STRING", {"default": "list"})}}
+
+        def run(self, value, mode="list"):
+            if mode == "fail":
+                raise ValueError(f"cannot show {value}")
+            if mode == "scalar":
+                return {"ui": {"value": value, "text": "x"}, "result": None}
+            if mode == "none":
+                return {"ui": None}
+            return {"ui": {"value": [value]}}
+
+    prompts = [
+        {"1": node("TestIntConstant", value=2), "2": node("AsyncPlusOne", value=["1", 0]),
+         "3": node("Show", value=["2", 0]), "4": node("Show", value=["1", 0], mode="scalar"),
+         "5": node("Show", value=["1", 0], mode="none")},
+        {"1": node("TestIntConstant", value=3), "2": node("BlockOdd", value=["1", 0]), "3": node("Show", value=["2", 0]),
+         "4": node("TestIntConstant", value=4), "5": node("BlockOdd", value=["4", 0]), "6": node("Show", value=["5", 0])},
+        {"1": node("TestIntConstant", value=5), "2": node("Show", value=["1", 0], mode="fail")},
+    ]
+    seen = []
+    for check in (False, True):
+        runtime = make_runtime(tmp_path / str(check), debug_mutation_check=check)
+        for name, cls in (("AsyncPlusOne", AsyncPlusOne), ("BlockOdd", BlockOdd), ("Show", Show)):
+            runtime.registry.register(name, cls)
+        results = []
+        for prompt in prompts:
+            outcome, events = run(runtime, prompt)
+            error = {k: v for k, v in (outcome.error or {}).items() if k not in ("prompt_id", "timestamp", "traceback")}
+            results.append((outcome.status, outcome.outputs, outcome.run_report, error, events.named("executed")))
+        seen.append(results)
+    fast, general = seen
+    assert fast[0][0] == "success" and fast[0][1]["3"] == {"value": [3]}
+    assert fast[0][1]["4"] == {"value": 2, "text": "x"} and "5" not in fast[0][1]
+    assert fast[1][1] == {"6": {"value": [4]}}  # the odd value was blocked
+    assert fast[2][0] == "error" and fast[2][3]["current_inputs"] == {"value": [5], "mode": ["fail"]}
+    for a, b in zip(fast, general):
+        assert a[:4] == b[:4]
+        assert [{k: v for k, v in e.items() if k != "prompt_id"} for e in a[4]] == \
+               [{k: v for k, v in e.items() if k != "prompt_id"} for e in b[4]]
