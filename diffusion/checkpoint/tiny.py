@@ -82,7 +82,7 @@ def _randomise_norms(module: torch.nn.Module, generator: torch.Generator) -> Non
 
 
 def _text_state_dict(family: Family, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The text helper's tiny encoders and their arch metadata (empty if diffusion.text is absent)."""
+    """The tiny text encoders and their arch metadata from diffusion.text (empty if it is absent)."""
     try:
         text_tiny = importlib.import_module("diffusion.text.tiny")
     except ImportError:
