@@ -7,7 +7,6 @@ detecting hardware (through the model manager), importing node modules and custo
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -38,19 +37,10 @@ class Runtime:
 
 
 def build_model_manager(settings: Settings) -> Any:
-    """diffusion.memory.ModelManager.from_settings(settings), or None while it does not exist."""
-    try:
-        memory = importlib.import_module("diffusion.memory")
-    except ModuleNotFoundError as missing:
-        if missing.name in ("diffusion.memory", "diffusion"):
-            log.info("diffusion.memory is not available; running without a model manager")
-            return None
-        raise
-    factory = getattr(getattr(memory, "ModelManager", None), "from_settings", None)
-    if factory is None:
-        log.warning("diffusion.memory.ModelManager.from_settings is missing; no model manager")
-        return None
-    return factory(settings)
+    """The process's model manager; imported here so start-up stays cheap until it is built."""
+    from diffusion.memory import ModelManager
+
+    return ModelManager.from_settings(settings)
 
 
 def build_paths(settings: Settings) -> FolderPaths:

@@ -7,7 +7,6 @@ no second allocation; only a dtype change (e.g. fp16 file → fp32 CPU compute) 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -101,12 +100,9 @@ def _load_clip(
     if not any(key.startswith(TEXT_PREFIXES[family]) for key in state_dict):
         log.warning("checkpoint has no text encoder; CLIP output is None")
         return None
-    try:
-        text_loader = importlib.import_module("diffusion.text.loader")
-    except ImportError:
-        log.warning("diffusion.text is not available; checkpoint loaded without CLIP")
-        return None
-    return text_loader.load_clip(state_dict, family, arch, manager=manager)
+    from diffusion.text.loader import load_clip
+
+    return load_clip(state_dict, family, arch, manager=manager)
 
 
 def load_checkpoint(

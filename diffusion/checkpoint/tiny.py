@@ -8,7 +8,6 @@ metadata, together with the prediction type. Deterministic per seed.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -82,14 +81,11 @@ def _randomise_norms(module: torch.nn.Module, generator: torch.Generator) -> Non
 
 
 def _text_state_dict(family: Family, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tiny text encoders and their arch metadata from diffusion.text (empty if it is absent)."""
-    try:
-        text_tiny = importlib.import_module("diffusion.text.tiny")
-    except ImportError:
-        return {}, {}
-    return dict(text_tiny.tiny_text_encoder_state_dict(family, seed)), dict(
-        text_tiny.tiny_text_arch_overrides(family)
-    )
+    """The tiny text encoders of this family and their arch metadata (diffusion.text.tiny)."""
+    from diffusion.text import tiny as text_tiny
+
+    return (dict(text_tiny.tiny_text_encoder_state_dict(family, seed)),
+            dict(text_tiny.tiny_text_arch_overrides(family)))
 
 
 def tiny_checkpoint_state_dict(
