@@ -10,7 +10,7 @@ from diffusion.text.clip import CLIP, Tokens
 from diffusion.text.tokenizer import EmbeddingResolver
 from engine import runtime
 
-MAX_RESOLUTION = 16384
+from nodes import MAX_RESOLUTION
 PROMPT = ("STRING", {"multiline": True, "dynamicPrompts": True})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from diffusion import conditioning as cond_ops
 
-MAX_RESOLUTION = 16384
+from nodes import MAX_RESOLUTION
 COND = ("CONDITIONING",)
 
 

@@ -13,7 +13,7 @@ from engine import runtime
 from engine.imagefiles import save_target, write_new_file
 from engine.paths import contained_path
 
-MAX_RESOLUTION = 16384
+from nodes import MAX_RESOLUTION
 
 
 def _format_name(latent_format) -> str:
