@@ -22,6 +22,8 @@ from engine.registry import NodeRegistry
 from engine.typematch import types_compatible
 
 _MISSING = object()
+_isfinite = math.isfinite
+_ON_PATH = object()  # _walk's mark for a node on the current DFS path
 _COMBO_LIST_LIMIT = 20
 
 
@@ -37,8 +39,8 @@ class ValidationResult:
     error: dict[str, Any] | None
     good_outputs: list[str]
     node_errors: dict[str, dict[str, Any]]
-    # the prompt with coerced values and normalised links; nodes it did not need to change share
-    # their inputs dict with the caller's prompt, so treat both as read-only
+    # the prompt with coerced values and normalised links; nodes it did not need to change are
+    # the caller's own node dicts (and inputs dicts), so treat both as read-only
     prompt: dict[str, dict[str, Any]] = field(default_factory=dict)
     definitions: dict[str, NodeDefinition] = field(default_factory=dict)  # class_type -> definition
     order: list[str] = field(default_factory=list)  # valid nodes, every node after its sources
@@ -116,33 +118,106 @@ def _input_config(spec: InputSpec) -> list[Any]:
     return [spec.raw[0] if isinstance(spec.raw, list) and spec.raw else spec.type, dict(spec.options)]
 
 
+# ---- the normalised prompt ------------------------------------------------------------------
+def _plain_node(node: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """A new node dict in the normalised shape, with the given inputs."""
+    entry = {"class_type": node["class_type"], "inputs": inputs}
+    if "_meta" in node:
+        entry["_meta"] = node["_meta"]
+    return entry
+
+
 # ---- per-node checks ----------------------------------------------------------------------
 class _Checker:
-    def __init__(self, prompt: dict[str, dict[str, Any]], definitions: dict[str, NodeDefinition]):
+    """Checks nodes one at a time, recording each node's errors and the nodes it links to.
+
+    `check` is the fast path unless `fast=False`: it settles the common inputs (a plain int for
+    an INT, a well-formed link of the expected type) inline and hands everything else, and every
+    node with a VALIDATE_INPUTS, to the general path. The general path (`_check_general`) is the
+    specification; tests run both over tricky prompts and compare the results.
+    """
+
+    def __init__(self, prompt: dict[str, dict[str, Any]], node_defs: dict[str, NodeDefinition],
+                 fast: bool = True):
         self.prompt = prompt
-        self.definitions = definitions
-        self.errors: dict[str, list[dict[str, Any]]] = {}
-        self.deps: dict[str, list[str]] = {}
-        self._owned: set[str] = set()  # nodes whose inputs dict is already a private copy
+        self.node_defs = node_defs  # node id -> its definition
+        self.errors: dict[str, list[dict[str, Any]]] = {}  # only nodes that have errors
+        self.deps: dict[str, list[str] | tuple[()]] = {}
+        self._owned: set[str] = set()  # nodes whose dict (and inputs dict) is already a private copy
+        self._scratch: list[dict[str, Any]] = []  # errors of the node being checked, while empty
+        self.check = self._check_fast if fast else self._check_general
 
     def _set_input(self, node_id: str, name: str, value: Any) -> None:
         """Write a normalised value without touching the caller's prompt (copy on first write)."""
         node = self.prompt[node_id]
         if node_id not in self._owned:
-            node["inputs"] = dict(node["inputs"])
+            node = self.prompt[node_id] = _plain_node(node, dict(node["inputs"]))
             self._owned.add(node_id)
         node["inputs"][name] = value
 
-    def check(self, node_id: str) -> list[str]:
-        """Check one node's own inputs; returns the ids of the nodes it links to."""
-        deps = self.deps.get(node_id)
-        if deps is not None:
-            return deps
-        node = self.prompt[node_id]
-        definition = self.definitions[node["class_type"]]
-        inputs = node["inputs"]
-        errors: list[dict[str, Any]] = []
-        deps = []
+    def _finish(self, node_id: str, errors: list[dict[str, Any]], deps: list[str] | None) -> list[str] | tuple[()]:
+        """Record a checked node. The errors list is reused until a node has errors, so the
+        (usual) valid node allocates nothing for them."""
+        if errors:
+            self.errors[node_id] = errors
+            self._scratch = []
+        recorded = self.deps[node_id] = deps if deps is not None else ()
+        return recorded
+
+    def _check_fast(self, node_id: str) -> list[str] | tuple[()]:
+        """Check one node's own inputs (called once per node); returns the ids it links to."""
+        definition = self.node_defs[node_id]
+        if definition.validate_inputs is not None:
+            return self._check_general(node_id)
+        inputs = self.prompt[node_id]["inputs"]
+        node_defs = self.node_defs
+        errors = self._scratch
+        deps: list[str] | None = None
+        for name, spec, required, expected, value_type, low, high, choices, free in definition.input_checks:
+            value = inputs.get(name, _MISSING)
+            kind = type(value)
+            if kind is list:
+                if len(value) == 2:
+                    source_id, slot = value
+                    source_def = node_defs.get(source_id) if type(source_id) is str else None
+                    if source_def is not None and type(slot) is int:
+                        types = source_def.output_types
+                        if 0 <= slot < len(types) and (types[slot] == expected
+                                                       or types_compatible(types[slot], expected)):
+                            if deps is None:
+                                deps = [source_id]
+                            else:
+                                deps.append(source_id)
+                            continue
+                source = self._check_link(node_id, name, spec, value, errors, False)
+                if source is not None:
+                    if deps is None:
+                        deps = [source[0]]
+                    else:
+                        deps.append(source[0])
+                continue
+            if (kind is value_type and (kind is not float or _isfinite(value))
+                    and (free or ((low is None or not value < low) and (high is None or not value > high)
+                                  and (choices is None or value in choices)))):
+                continue  # already in normal form and within its bounds: nothing to record
+            if value is _MISSING:
+                if required:
+                    errors.append(_error("required_input_missing", "Required input is missing", name,
+                                         {"input_name": name}))
+                continue
+            self._check_constant(node_id, name, spec, value, errors, None)
+        if errors:  # what _finish does, inline: this is the hot path
+            self.errors[node_id] = errors
+            self._scratch = []
+        recorded = self.deps[node_id] = deps if deps is not None else ()
+        return recorded
+
+    def _check_general(self, node_id: str) -> list[str] | tuple[()]:
+        """Check one node's own inputs (called once per node); returns the ids it links to."""
+        inputs = self.prompt[node_id]["inputs"]
+        definition = self.node_defs[node_id]
+        errors = self._scratch
+        deps: list[str] | None = None
         validator = definition.validate_inputs
         skip_type_check = validator is not None and "input_types" in validator.params
         linked_types: dict[str, str] | None = {} if validator is not None else None
@@ -156,6 +231,8 @@ class _Checker:
             if type(value) is list:
                 source = self._check_link(node_id, name, spec, value, errors, skip_type_check)
                 if source is not None:
+                    if deps is None:
+                        deps = []
                     deps.append(source[0])
                     if linked_types is not None:
                         linked_types[name] = source[1]
@@ -163,9 +240,7 @@ class _Checker:
             self._check_constant(node_id, name, spec, value, errors, validator)
         if validator is not None and not errors:
             self._run_validator(node_id, definition, inputs, linked_types or {}, errors)
-        self.errors[node_id] = errors
-        self.deps[node_id] = deps
-        return deps
+        return self._finish(node_id, errors, deps)
 
     def _check_link(self, node_id: str, name: str, spec: InputSpec, value: list, errors: list,
                     skip_type_check: bool) -> tuple[str, str] | None:
@@ -191,7 +266,7 @@ class _Checker:
                                  f"{name}: node {source_id!r} is not in the prompt",
                                  {"input_name": name, "input_config": config, "received_value": value}))
             return None
-        source_def = self.definitions[source["class_type"]]
+        source_def = self.node_defs[source_id]
         if not 0 <= slot < len(source_def.outputs):
             config = _input_config(spec)
             errors.append(_error("bad_linked_input", "Linked output slot out of range",
@@ -295,24 +370,33 @@ class _Checker:
 def validate_prompt(prompt: Any, registry: NodeRegistry,
                     partial_targets: Iterable[str] | None = None) -> ValidationResult:
     """Validate an API prompt; `partial_targets` restricts which output nodes are considered."""
+    return _validate(prompt, registry, partial_targets, fast=True)
+
+
+def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str] | None,
+              fast: bool) -> ValidationResult:
+    """validate_prompt, with the checker's fast path switchable so tests can compare the two."""
     if not isinstance(prompt, dict):
         return _fail("invalid_prompt", "Prompt must be an object mapping node ids to nodes",
                      f"got {type(prompt).__name__}")
     definitions: dict[str, NodeDefinition] = {}
+    node_defs: dict[str, NodeDefinition] = {}
     copy: dict[str, dict[str, Any]] = {}
+    outputs: list[str] = []
     for raw_id, node in prompt.items():
-        node_id = str(raw_id)
+        node_id = raw_id if type(raw_id) is str else str(raw_id)
         if not isinstance(node, dict) or "class_type" not in node:
             return _fail("invalid_prompt",
                          "Cannot execute because a node is missing the class_type property.",
                          f"Node ID '#{node_id}'")
         class_type = node["class_type"]
-        if class_type not in definitions:
+        definition = definitions.get(class_type)
+        if definition is None:
             if not isinstance(class_type, str) or class_type not in registry:
                 return _fail("invalid_prompt", f"Cannot execute because node {class_type} does not exist.",
                              f"Node ID '#{node_id}'")
             try:
-                definitions[class_type] = registry.current(class_type)
+                definition = definitions[class_type] = registry.current(class_type)
             except NodeRegistrationError as exc:
                 return _fail("invalid_prompt", f"Cannot execute because node {class_type} failed to load.",
                              f"Node ID '#{node_id}': {exc}")
@@ -320,12 +404,14 @@ def validate_prompt(prompt: Any, registry: NodeRegistry,
         if not isinstance(inputs, dict):
             return _fail("invalid_prompt", "Cannot execute because a node's inputs are not an object.",
                          f"Node ID '#{node_id}'")
-        entry = {"class_type": class_type, "inputs": inputs}  # copied on first write (_set_input)
-        if "_meta" in node:
-            entry["_meta"] = node["_meta"]
-        copy[node_id] = entry
+        # share the caller's node when it already has the normalised shape (class_type, inputs, perhaps _meta)
+        size = len(node)
+        plain = "inputs" in node and (size == 2 or size == 3 and "_meta" in node)
+        copy[node_id] = node if plain else _plain_node(node, inputs)
+        node_defs[node_id] = definition
+        if definition.output_node:
+            outputs.append(node_id)
 
-    outputs = [nid for nid, node in copy.items() if definitions[node["class_type"]].output_node]
     if partial_targets is not None:
         targets = {str(t) for t in partial_targets}
         outputs = [nid for nid in outputs if nid in targets]
@@ -334,24 +420,26 @@ def validate_prompt(prompt: Any, registry: NodeRegistry,
         result.prompt, result.definitions = copy, definitions
         return result
 
-    checker = _Checker(copy, definitions)
+    checker = _Checker(copy, node_defs, fast)
     valid, order, cycles = _walk(outputs, checker)
     for cycle in cycles:
         details = " -> ".join(cycle + cycle[:1])
         for node_id in cycle:
-            checker.errors[node_id].append(_error("dependency_cycle", "Dependency cycle detected", details,
-                                                  {"cycle": list(cycle)}))
+            checker.errors.setdefault(node_id, []).append(
+                _error("dependency_cycle", "Dependency cycle detected", details, {"cycle": list(cycle)}))
     good_outputs = [o for o in outputs if valid.get(o)]
     node_errors: dict[str, dict[str, Any]] = {}
-    for output in outputs:
-        if valid.get(output):
-            continue
-        for failing in _failing_ancestors(output, checker):
-            entry = node_errors.setdefault(failing, {"errors": checker.errors[failing], "dependent_outputs": [],
-                                                     "class_type": copy[failing]["class_type"]})
-            entry["dependent_outputs"].append(output)
+    if len(good_outputs) < len(outputs):
+        for output in outputs:
+            if valid.get(output):
+                continue
+            for failing in _failing_ancestors(output, checker):
+                entry = node_errors.setdefault(failing, {"errors": checker.errors[failing], "dependent_outputs": [],
+                                                         "class_type": copy[failing]["class_type"]})
+                entry["dependent_outputs"].append(output)
+    # with no errors anywhere (cycles included) every visited node is valid
     result = ValidationResult(True, None, good_outputs, node_errors, copy, definitions,
-                              [n for n in order if valid.get(n)])
+                              order if not checker.errors else [n for n in order if valid.get(n)])
     if not good_outputs:
         lines = [f"{e['message']}: {e['details']}" for entry in node_errors.values() for e in entry["errors"]]
         result.ok = False
@@ -361,45 +449,58 @@ def validate_prompt(prompt: Any, registry: NodeRegistry,
 
 
 def _walk(outputs: list[str], checker: _Checker) -> tuple[dict[str, bool], list[str], list[list[str]]]:
-    """Iterative post-order DFS from the outputs: validity, topological order and cycles."""
-    valid: dict[str, bool] = {}
+    """Iterative post-order DFS from the outputs: validity, topological order and cycles.
+
+    One dict holds each node's state: absent (not reached), _ON_PATH (on the DFS path) or its
+    validity once finished. The path is three parallel lists (node, its sources, next source to
+    visit) rather than a list of (node, iterator) pairs, so visiting a node allocates nothing.
+    """
+    state: dict[str, Any] = {}
     order: list[str] = []
     cycles: list[list[str]] = []
     in_cycle: set[str] = set()
-    on_stack: dict[str, int] = {}
     errors = checker.errors
+    deps = checker.deps
+    check = checker.check
     for output in outputs:
-        if output in valid or output in on_stack:
+        if output in state:
             continue
-        stack = [(output, iter(checker.check(output)))]
-        on_stack[output] = 0
-        while stack:
-            node_id, pending = stack[-1]
-            for source in pending:
-                if source in valid:
-                    continue
-                position = on_stack.get(source)
-                if position is not None:
-                    cycle = [n for n, _ in stack[position:]]
+        path = [output]
+        pending = [check(output)]
+        positions = [0]
+        state[output] = _ON_PATH
+        while path:
+            sources = pending[-1]
+            position = positions[-1]
+            while position < len(sources):
+                source = sources[position]
+                position += 1
+                seen = state.get(source)
+                if seen is None:
+                    positions[-1] = position
+                    state[source] = _ON_PATH
+                    path.append(source)
+                    pending.append(check(source))
+                    positions.append(0)
+                    break
+                if seen is _ON_PATH:
+                    cycle = path[path.index(source):]
                     if not in_cycle.issuperset(cycle):
                         cycles.append(cycle)
                         in_cycle.update(cycle)
-                    continue
-                on_stack[source] = len(stack)
-                stack.append((source, iter(checker.check(source))))
-                break
             else:
-                stack.pop()
-                del on_stack[node_id]
-                ok = not errors[node_id] and node_id not in in_cycle
+                node_id = path.pop()
+                pending.pop()
+                positions.pop()
+                ok = node_id not in errors and node_id not in in_cycle
                 if ok:
-                    for source in checker.deps[node_id]:
-                        if not valid.get(source, False):
+                    for source in deps[node_id]:
+                        if state[source] is not True:
                             ok = False
                             break
-                valid[node_id] = ok
+                state[node_id] = ok
                 order.append(node_id)
-    return valid, order, cycles
+    return state, order, cycles
 
 
 def _failing_ancestors(output: str, checker: _Checker) -> list[str]:
