@@ -56,18 +56,23 @@ class OutputCache:
 
     def put(self, key: bytes, outputs: list[list[Any]], ui: dict[str, Any] | None) -> CacheEntry:
         """Store a node's result; evicts older entries to stay under the budget."""
-        entry = CacheEntry(outputs, ui, outputs_nbytes(outputs) + (value_nbytes(ui) if ui else 0))
+        size = outputs_nbytes(outputs) + (value_nbytes(ui) if ui else 0)
+        entry = CacheEntry(outputs, ui, size)
         if not self.enabled:
             return entry
-        if self.budget_bytes is not None and entry.size > self.budget_bytes:
+        budget = self.budget_bytes
+        if budget is not None and size > budget:
             return entry  # larger than the whole budget: caching it would only evict everything
         with self._lock:
-            previous = self._entries.pop(key, None)
+            entries = self._entries
+            previous = entries.get(key)
             if previous is not None:
                 self._total -= previous.size
-            self._entries[key] = entry
-            self._total += entry.size
-            self._evict_locked()
+                del entries[key]
+            entries[key] = entry
+            self._total += size
+            if budget is not None and self._total > budget:
+                self._evict_locked()
         return entry
 
     def _evict_locked(self) -> None:

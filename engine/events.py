@@ -5,7 +5,7 @@ them unchanged: execution_start, execution_cached, executing, progress, progress
 executed, execution_success, execution_error, execution_interrupted. Extra engine detail travels
 in events prefixed `lg.`:
 
-- `lg.plan` {"prompt_id", "pending": [node ids scheduled to run], "cached": [node ids]} once
+- `lg.plan` {"prompt_id", "pending": [node ids scheduled to run, sources first], "cached": [node ids]} once
   scheduling is done (nodes behind lazy inputs may join later);
 - `lg.node_report` {"prompt_id", "node", "state": "ran"|"cached", "reason"} once per node
   that ran or was served from the cache;

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from engine import cachekeys
 from engine.blocker import ExecutionBlocker
-from engine.cache import OutputCache
+from engine.cache import CacheEntry, OutputCache
 from engine.errors import DependencyCycleError, InputMutationError, InterruptedByUser, NodeOutputError
 from engine.events import ExecutionListener, FanOutListener, NullListener
 from engine.interrupt import InterruptFlag
@@ -68,6 +68,11 @@ class _Fingerprint(NamedTuple):
     key: bytes
     is_changed: Any
     tokens: tuple[tuple[str, Any], ...]  # (input name, constant or (source key, slot))
+
+
+def _fingerprint(class_type: str, key: bytes, is_changed: Any, tokens: tuple[tuple[str, Any], ...]) -> _Fingerprint:
+    """A _Fingerprint built without NamedTuple's keyword-handling __new__ (once per node)."""
+    return tuple.__new__(_Fingerprint, (class_type, key, is_changed, tokens))
 
 
 class _Stop(Exception):
@@ -139,6 +144,38 @@ class Executor:
         self._fingerprints.clear()
 
 
+class _Node:
+    """One node's state within a prompt run.
+
+    One record per node, instead of a dict per field keyed by node id, keeps everything the hot
+    path touches for a node in one place: on graphs of thousands of nodes that locality (and
+    the lookups saved) is what keeps the per-node cost flat.
+    """
+
+    __slots__ = ("id", "definition", "inputs", "plan", "sources", "strong_sources", "key", "fingerprint",
+                 "target", "forced", "entry", "outputs", "waiting", "waiters")
+
+    def __init__(self, node_id: str, definition: NodeDefinition, inputs: dict[str, Any]) -> None:
+        self.id = node_id
+        self.definition = definition
+        self.inputs = inputs  # the validated inputs (constants and [source id, slot] links)
+        # (input name, source node or None, slot or constant) per present declared input, in order
+        self.plan: list[tuple[str, _Node | None, Any]] = []
+        self.sources: list[_Node] = []  # linked sources, each once
+        self.strong_sources: list[_Node] = []  # the sources of its non-lazy inputs
+        self.key = b""
+        self.fingerprint: _Fingerprint | None = None
+        self.target = False  # an output node this prompt asks for
+        self.forced = False
+        self.entry: CacheEntry | None = None  # its cache entry, pinned for this prompt
+        self.outputs: list[list[Any]] | None = None  # per-slot value lists, once run or served
+        self.waiting: int | None = None  # sources still awaited; None while not scheduled
+        self.waiters: list[_Node] | None = None  # scheduled nodes waiting for this one
+
+    def __repr__(self) -> str:
+        return f"_Node({self.id!r}, {self.definition.name!r})"
+
+
 class _PromptRun:
     """All the state of one prompt's execution."""
 
@@ -158,21 +195,14 @@ class _PromptRun:
         self.outcome = ExecutionOutcome(prompt_id, "success")
         # per-prompt graph state
         self.prompt: dict[str, dict[str, Any]] = {}
-        self.definitions: dict[str, NodeDefinition] = {}
-        self.keys: dict[str, bytes] = {}
-        self.fingerprints: dict[str, _Fingerprint] = {}
-        self.forced: set[str] = set()
-        self.targets: set[str] = set()
-        self.results: dict[str, list[list[Any]]] = {}
+        self.nodes: dict[str, _Node] = {}  # the valid nodes, sources before consumers
         self.local_by_key: dict[bytes, tuple[list[list[Any]], dict[str, Any] | None]] = {}
-        self.cached_entries: dict[str, Any] = {}
-        self.seen: list[str] = []  # nodes that ran or were served, in order
+        self.seen: list[_Node] = []  # nodes that ran or were served, in order
         self.consumers: dict[bytes, int] | None = None  # uses left per key, with --cache-none only
-        self.holders: dict[bytes, list[str]] = {}
-        self.pending: dict[str, int] = {}
-        self.waiters: dict[str, list[str]] = {}
-        self.ready: list[str] = []
-        self.ready_outputs: list[str] = []
+        self.holders: dict[bytes, list[_Node]] = {}
+        self.pending_count = 0
+        self.ready: list[_Node] = []
+        self.ready_outputs: list[_Node] = []
         self.progress: dict[str, dict[str, Any]] = {}
         self.active_progress: dict[str, dict[str, Any]] = {}
 
@@ -209,7 +239,7 @@ class _PromptRun:
         self.outcome.run_report[node_id] = {"state": state, "reason": reason}
         if not self.quiet:
             self._emit("lg.node_report", {"prompt_id": self.prompt_id, "node": node_id, "state": state,
-                                      "reason": reason})
+                                          "reason": reason})
 
     # ---- top level ----------------------------------------------------------------------
     def execute(self, outputs: Iterable[str] | None) -> ExecutionOutcome:
@@ -217,42 +247,42 @@ class _PromptRun:
         services = self.executor.services
         try:
             with using_services(services), _inference_mode():
-                validation = self._plan(outputs)
-                if validation is None:
+                if not self._plan(outputs):
                     return self.outcome
                 self._run_loop()
-                self._finish_report(validation.order)
+                self._finish_report()
                 self._emit("lg.run_report", {"prompt_id": self.prompt_id, "nodes": self.outcome.run_report})
                 self._message("execution_success", {"prompt_id": self.prompt_id, "timestamp": _timestamp()})
         except _Stop as stop:
             self.outcome.status = stop.status
         finally:
-            self.executor._remember({node_id: self.fingerprints[node_id] for node_id in self.seen})
+            self.executor._remember({node.id: node.fingerprint for node in self.seen})
         return self.outcome
 
-    def _plan(self, outputs: Iterable[str] | None) -> ValidationResult | None:
-        """Validate, key, look up and schedule the prompt; None when validation failed."""
+    def _plan(self, outputs: Iterable[str] | None) -> bool:
+        """Validate, key, look up and schedule the prompt; False when validation failed."""
         validation = validate_prompt(self.original_prompt, self.executor.registry,
                                      partial_targets=outputs)
         self.outcome.node_errors = validation.node_errors
         if not validation.ok:
             self._validation_failed(validation)
-            return None
-        self.prompt, self.definitions = validation.prompt, validation.definitions
-        self.targets = set(validation.good_outputs)
-        self._compute_keys(validation.order)
+            return False
+        self.prompt = validation.prompt
+        cached = self._build_nodes(validation.order, validation.definitions)
+        nodes = self.nodes
+        for output in validation.good_outputs:
+            nodes[output].target = True
         if not self.cache.enabled:
-            self._count_consumers(validation.order)
-        self._mark_forced(validation.order)
-        cached = self._find_cached(validation.order)
+            self._count_consumers()
         self._message("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id,
                                            "timestamp": _timestamp()})
         for output in validation.good_outputs:
-            self._add(output)
+            self._add(nodes[output])
         if not self.quiet:  # the nodes now pending (lazy inputs may add more while running)
-            self._emit("lg.plan", {"prompt_id": self.prompt_id, "pending": list(self.pending),
+            self._emit("lg.plan", {"prompt_id": self.prompt_id,
+                                   "pending": [n.id for n in nodes.values() if n.waiting is not None],
                                    "cached": cached})
-        return validation
+        return True
 
     def _validation_failed(self, validation: ValidationResult) -> None:
         error = dict(validation.error or {})
@@ -270,13 +300,22 @@ class _PromptRun:
             "traceback": [], "current_inputs": {}, "current_outputs": [], "timestamp": _timestamp()})
 
     # ---- keys and reasons ---------------------------------------------------------------
-    def _compute_keys(self, order: list[str]) -> None:
-        keys = self.keys
+    def _build_nodes(self, order: list[str], definitions: dict[str, NodeDefinition]) -> list[str]:
+        """One record per valid node, sources first: its links, cache key and forced flag, and the
+        cache entry it may be served from (looked up once, pinned for this prompt). Returns the
+        ids of the nodes found in the cache. One pass: every extra walk over a large graph costs
+        memory traffic."""
+        nodes, prompt = self.nodes, self.prompt
         atoms = cachekeys.ATOM_TYPES
+        digest, lookup = cachekeys.digest, self.cache.get
+        force_all, force_nodes = self.force_all, self.force_nodes
+        cached: list[str] = []
         for node_id in order:
-            node = self.prompt[node_id]
-            definition = self.definitions[node["class_type"]]
-            inputs = node["inputs"]
+            spec = prompt[node_id]
+            definition = definitions[spec["class_type"]]
+            inputs = spec["inputs"]
+            node = _Node(node_id, definition, inputs)
+            plan, sources = node.plan, node.sources
             parts: list[tuple[str, Any]] = []
             for name in definition.input_names:
                 value = inputs.get(name, _MISSING)
@@ -284,20 +323,43 @@ class _PromptRun:
                     continue
                 kind = type(value)
                 if kind is list:
-                    parts.append((name, (keys[value[0]], value[1])))
-                elif kind in atoms:
+                    source = nodes[value[0]]  # validation guarantees it, and order puts it first
+                    slot = value[1]
+                    parts.append((name, (source.key, slot)))
+                    plan.append((name, source, slot))
+                    if source not in sources:
+                        sources.append(source)
+                    continue
+                plan.append((name, None, value))
+                if kind in atoms:
                     parts.append((name, value))
                 else:
                     try:
                         parts.append((name, cachekeys.canonical(value)))
                     except cachekeys.Uncacheable:
                         parts.append((name, cachekeys.never_equal()))
+            lazy = definition.lazy_inputs
+            if lazy:
+                strong = {source for name, source, _ in plan if source is not None and name not in lazy}
+                node.strong_sources = [source for source in sources if source in strong]
+            else:
+                node.strong_sources = sources
             tokens = tuple(parts)
             changed = self._is_changed(node_id, definition, inputs) if definition.is_changed else None
             ident = node_id if (definition.not_idempotent or definition.has_unique_id) else None
-            key = cachekeys.digest((definition.name, ident, changed, tokens))
-            keys[node_id] = key
-            self.fingerprints[node_id] = _Fingerprint(definition.name, key, changed, tokens)
+            key = digest((definition.name, ident, changed, tokens))
+            node.key = key
+            node.fingerprint = _fingerprint(definition.name, key, changed, tokens)
+            nodes[node_id] = node
+            if force_all or (force_nodes and (node_id in force_nodes
+                                              or any(source.forced for source in sources))):
+                node.forced = True  # forcing a node re-runs everything downstream of it too
+                continue
+            entry = lookup(key)
+            if entry is not None:
+                node.entry = entry
+                cached.append(node_id)
+        return cached
 
     def _is_changed(self, node_id: str, definition: NodeDefinition, inputs: dict[str, Any]) -> Any:
         """IS_CHANGED gets the constant inputs only (linked ones are None), once per prompt."""
@@ -319,27 +381,12 @@ class _PromptRun:
                         exc_info=True)
             return cachekeys.never_equal()
 
-    def _mark_forced(self, order: list[str]) -> None:
-        if self.force_all:
-            self.forced = set(order)
-            return
-        if not self.force_nodes:
-            return
-        forced = set(n for n in self.force_nodes if n in self.keys)
-        for node_id in order:  # sources come first, so one pass propagates downstream
-            if node_id in forced:
-                continue
-            for value in self.prompt[node_id]["inputs"].values():
-                if type(value) is list and value[0] in forced:
-                    forced.add(node_id)
-                    break
-        self.forced = forced
-
-    def _reason(self, node_id: str) -> str:
-        if node_id in self.forced:
+    def _reason(self, node: _Node) -> str:
+        if node.forced:
             return "forced"
-        now = self.fingerprints[node_id]
-        before = self.executor._fingerprints.get(node_id)
+        now = node.fingerprint
+        assert now is not None
+        before = self.executor._fingerprints.get(node.id)
         if before is None or before.class_type != now.class_type:
             return "new"
         if before.is_changed != now.is_changed:
@@ -355,135 +402,114 @@ class _PromptRun:
             return "evicted from cache"
         return "changed"
 
-    def _finish_report(self, order: list[str]) -> None:
+    def _finish_report(self) -> None:
         report = self.outcome.run_report
-        for node_id in order:
-            if node_id in report:
+        for node in self.nodes.values():
+            if node.id in report:
                 continue
-            if self.cached_entries.get(node_id) is None:
-                report[node_id] = {"state": "skipped", "reason": "not needed"}
+            if node.entry is None:
+                report[node.id] = {"state": "skipped", "reason": "not needed"}
             else:
-                report[node_id] = {"state": "cached", "reason": "cached"}
+                report[node.id] = {"state": "cached", "reason": "cached"}
 
     # ---- scheduling ---------------------------------------------------------------------
-    def _find_cached(self, order: list[str]) -> list[str]:
-        """Look every needed node up in the cache once (the entries are pinned for this prompt)."""
-        get, keys, forced = self.cache.get, self.keys, self.forced
-        entries = self.cached_entries
-        found = []
-        for node_id in order:
-            if node_id in forced:
-                continue
-            entry = get(keys[node_id])
-            if entry is not None:
-                entries[node_id] = entry
-                found.append(node_id)
-        return found
-
-    def _resolve_cached(self, node_id: str, in_prompt_only: bool = False) -> bool:
+    def _resolve_cached(self, node: _Node, in_prompt_only: bool = False) -> bool:
         """Serve a node from this prompt's results or the cache (pins the value for this prompt)."""
-        if node_id in self.forced:
+        if node.forced:
             return False
-        local = self.local_by_key.get(self.keys[node_id])
+        local = self.local_by_key.get(node.key)
         if local is not None:
             outputs, ui = local
             if self.consumers is not None:
-                self._used(self.keys[node_id])  # a duplicate took its copy
+                self._used(node.key)  # a duplicate took its copy
         elif in_prompt_only:
             return False
         else:
-            entry = self.cached_entries.get(node_id)
+            entry = node.entry
             if entry is None:
                 return False
             outputs, ui = entry.outputs, entry.ui
-        self.results[node_id] = outputs
-        self.outcome.executed.append(node_id)
-        self._report(node_id, "cached", "cached")
-        self.seen.append(node_id)
-        if node_id in self.targets:
+        node.outputs = outputs
+        self.outcome.executed.append(node.id)
+        self._report(node.id, "cached", "cached")
+        self.seen.append(node)
+        if node.target:
             if ui:
-                self.outcome.outputs[node_id] = ui
-                self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
+                self.outcome.outputs[node.id] = ui
+                self._emit("executed", {"node": node.id, "display_node": node.id, "output": ui,
                                         "prompt_id": self.prompt_id})
-            self._progress_state(node_id, "finished", 1, 1)
+            self._progress_state(node.id, "finished", 1, 1)
         return True
 
-    def _strong_sources(self, node_id: str) -> list[str]:
-        node = self.prompt[node_id]
-        definition = self.definitions[node["class_type"]]
-        declared, lazy = definition.inputs, definition.lazy_inputs
-        if not lazy:  # the usual node: no lazy input to leave out
-            return [value[0] for name, value in node["inputs"].items() if type(value) is list and name in declared]
-        return [value[0] for name, value in node["inputs"].items()
-                if type(value) is list and name in declared and name not in lazy]
-
-    def _add(self, root: str) -> None:
+    def _add(self, root: _Node) -> None:
         """Schedule `root` and the uncached sources it needs (iterative: deep chains are fine)."""
-        results, pending = self.results, self.pending
-        if root in results or root in pending or self._resolve_cached(root):
+        if root.outputs is not None or root.waiting is not None or self._resolve_cached(root):
             return
         stack = [root]
         while stack:  # nodes pushed by _wait_for are known not to be cached
-            node_id = stack.pop()
-            if node_id in results or node_id in pending:
+            node = stack.pop()
+            if node.outputs is not None or node.waiting is not None:
                 continue
-            self._depend(node_id, self._strong_sources(node_id), stack)
+            self._depend(node, node.strong_sources, stack)
 
-    def _wait_for(self, node_id: str, sources: list[str], stack: list[str]) -> int:
-        """Register `node_id` as waiting on unresolved `sources` (pushed on `stack` to schedule)."""
+    def _wait_for(self, node: _Node, sources: list[_Node], stack: list[_Node]) -> int:
+        """Register `node` as waiting on unresolved `sources` (pushed on `stack` to schedule)."""
         waiting = 0
         if len(sources) > 1:
-            sources = dict.fromkeys(sources)  # a source linked twice is waited for once
+            sources = list(dict.fromkeys(sources))  # a source linked twice is waited for once
         for source in sources:
-            if source in self.results:
+            if source.outputs is not None:
                 continue
-            if source not in self.pending and self._resolve_cached(source):
+            if source.waiting is None and self._resolve_cached(source):
                 continue
-            self.waiters.setdefault(source, []).append(node_id)
+            if source.waiters is None:
+                source.waiters = [node]
+            else:
+                source.waiters.append(node)
             waiting += 1
-            if source not in self.pending:
+            if source.waiting is None:
                 stack.append(source)
         return waiting
 
-    def _depend(self, node_id: str, sources: list[str], stack: list[str]) -> None:
-        waiting = self._wait_for(node_id, sources, stack)
-        self.pending[node_id] = waiting
+    def _depend(self, node: _Node, sources: list[_Node], stack: list[_Node]) -> None:
+        waiting = self._wait_for(node, sources, stack)
+        node.waiting = waiting
+        self.pending_count += 1
         if waiting == 0:
-            (self.ready_outputs if node_id in self.targets else self.ready).append(node_id)
+            (self.ready_outputs if node.target else self.ready).append(node)
 
-    def _complete(self, node_id: str, outputs: list[list[Any]]) -> None:
-        self.results[node_id] = outputs
-        self.pending.pop(node_id, None)
-        for waiter in self.waiters.pop(node_id, ()):
-            left = self.pending[waiter] - 1
-            self.pending[waiter] = left
-            if left == 0:
-                (self.ready_outputs if waiter in self.targets else self.ready).append(waiter)
+    def _complete(self, node: _Node, outputs: list[list[Any]]) -> None:
+        node.outputs = outputs
+        if node.waiting is not None:
+            node.waiting = None
+            self.pending_count -= 1
+        waiters = node.waiters
+        if waiters is not None:
+            node.waiters = None
+            for waiter in waiters:
+                left = waiter.waiting - 1
+                waiter.waiting = left
+                if left == 0:
+                    (self.ready_outputs if waiter.target else self.ready).append(waiter)
         if self.consumers is not None:
-            self._release_sources(node_id)
+            for source in node.sources:
+                self._used(source.key)
 
-    def _count_consumers(self, order: list[str]) -> None:
+    def _count_consumers(self) -> None:
         """--cache-none: count the uses of each value (by key, so duplicates still share one)."""
         uses: dict[bytes, int] = {}
-        holders: dict[bytes, list[str]] = {}
-        keys = self.keys
-        for node_id in order:
-            key = keys[node_id]
+        holders: dict[bytes, list[_Node]] = {}
+        for node in self.nodes.values():
+            key = node.key
             if key in holders:
-                holders[key].append(node_id)
+                holders[key].append(node)
                 uses[key] = uses.get(key, 0) + 1  # a duplicate will take the value once
             else:
-                holders[key] = [node_id]
-            for source in self._sources(node_id):
-                source_key = keys[source]
-                uses[source_key] = uses.get(source_key, 0) + 1
+                holders[key] = [node]
+            for source in node.sources:
+                uses[source.key] = uses.get(source.key, 0) + 1
         self.consumers = uses
         self.holders = holders
-
-    def _sources(self, node_id: str) -> set[str]:
-        node = self.prompt[node_id]
-        declared = self.definitions[node["class_type"]].inputs
-        return {value[0] for name, value in node["inputs"].items() if type(value) is list and name in declared}
 
     def _used(self, key: bytes) -> None:
         """One use of a value is over; free it after the last (only when the cache keeps nothing)."""
@@ -493,27 +519,24 @@ class _PromptRun:
         if left > 0:
             return
         holders = self.holders.get(key, ())
-        if any(holder in self.targets for holder in holders):
+        if any(holder.target for holder in holders):
             return
         self.local_by_key.pop(key, None)
         for holder in holders:
-            self.results.pop(holder, None)
-
-    def _release_sources(self, node_id: str) -> None:
-        for source in self._sources(node_id):
-            self._used(self.keys[source])
+            holder.outputs = None
 
     def _run_loop(self) -> None:
+        ready, ready_outputs = self.ready, self.ready_outputs
         while True:
-            if self.ready_outputs:
-                node_id = self.ready_outputs.pop()
-            elif self.ready:
-                node_id = self.ready.pop()
+            if ready_outputs:
+                node = ready_outputs.pop()
+            elif ready:
+                node = ready.pop()
             else:
                 break
-            self._execute_node(node_id)
-        if self.pending:
-            stuck = sorted(self.pending)
+            self._execute_node(node)
+        if self.pending_count:
+            stuck = sorted(node.id for node in self.nodes.values() if node.waiting is not None)
             self._fail(stuck[0], DependencyCycleError(stuck), {})
 
     # ---- running one node ---------------------------------------------------------------
@@ -536,56 +559,56 @@ class _PromptRun:
                 values[name] = None
         return values
 
-    def _gather(self, node_id: str, definition: NodeDefinition) -> dict[str, list[Any]]:
+    def _gather(self, node: _Node) -> dict[str, list[Any]]:
         """Every input as a list (ComfyUI list semantics); unevaluated lazy links are [None]."""
-        inputs = self.prompt[node_id]["inputs"]
         data: dict[str, list[Any]] = {}
-        results = self.results
-        for name in definition.input_names:
-            value = inputs.get(name, _MISSING)
-            if value is _MISSING:
-                continue
-            if type(value) is list:
-                source = results.get(value[0])
-                data[name] = source[value[1]] if source is not None else [None]
-            else:
+        for name, source, value in node.plan:
+            if source is None:
                 data[name] = [value]
-        if definition.hidden:
-            for name, value in self._hidden_values(node_id, definition).items():
+            else:
+                outputs = source.outputs
+                data[name] = outputs[value] if outputs is not None else [None]
+        if node.definition.hidden:
+            for name, value in self._hidden_values(node.id, node.definition).items():
                 data[name] = [value]
         return data
 
-    def _execute_node(self, node_id: str) -> None:
-        definition = self.definitions[self.prompt[node_id]["class_type"]]
-        if self.interrupt is not None and self.interrupt.is_set():
+    def _execute_node(self, node: _Node) -> None:
+        definition = node.definition
+        node_id = node.id
+        interrupt = self.interrupt
+        if interrupt is not None and interrupt.is_set():
             self._interrupted(node_id, definition)
-        if self.keys[node_id] in self.local_by_key and self._resolve_cached(node_id, True):
-            self._complete(node_id, self.results[node_id])  # an identical node finished meanwhile
+        key = node.key
+        local_by_key = self.local_by_key
+        if key in local_by_key and self._resolve_cached(node, True):
+            self._complete(node, node.outputs)  # an identical node finished meanwhile
             return
-        if not self.quiet:
+        quiet = self.quiet
+        if not quiet:
             self._emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": self.prompt_id})
             self._progress_state(node_id, "running", 0, 1)
+        executor = self.executor
         inputs: dict[str, list[Any]] = {}
         args: dict[str, Any] | None = None
         try:
-            instance = self.executor._instance(node_id, definition)
-            if not (definition.input_is_list or definition.has_lazy_check or self.executor.mutation_check):
-                args = self._single_args(node_id, definition)
+            instance = executor._instance(node_id, definition)
+            if not (definition.input_is_list or definition.has_lazy_check or executor.mutation_check):
+                args = self._single_args(node)
             if args is None:
-                inputs = self._gather(node_id, definition)
-                if definition.has_lazy_check and self._needs_lazy_inputs(node_id, definition, instance, inputs):
+                inputs = self._gather(node)
+                if definition.has_lazy_check and self._needs_lazy_inputs(node, instance, inputs):
                     return  # re-queued once the requested inputs are ready
-            if node_id not in self.executor._fingerprints and node_id not in self.forced:
+            if node_id not in executor._fingerprints and not node.forced:
                 reason = "new"
             else:
-                reason = self._reason(node_id)
+                reason = self._reason(node)
             if args is not None:
-                outputs, ui = self._merge(node_id, definition, [self._call_once(node_id, definition, instance, args)])
-            elif self.executor.mutation_check:
-                outputs, ui = self._call_checked(node_id, definition, instance, inputs)
+                outputs, ui = self._merge(node, [self._call_once(node, instance, args)])
+            elif executor.mutation_check:
+                outputs, ui = self._call_checked(node, instance, inputs)
             else:
-                outputs, ui = self._merge(node_id, definition,
-                                          self._map(node_id, definition, instance, definition.function, inputs))
+                outputs, ui = self._merge(node, self._map(node, instance, definition.function, inputs))
         except InterruptedByUser:
             self._interrupted(node_id, definition)
         except _Stop:
@@ -593,76 +616,63 @@ class _PromptRun:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # even SystemExit from a node must not end the process
-            self._fail(node_id, exc, inputs if args is None else self._gather(node_id, definition))
-        key = self.keys[node_id]
-        self.local_by_key[key] = (outputs, ui)
-        blocked = False
-        for slot in outputs:
-            for value in slot:
-                if type(value) is ExecutionBlocker:
-                    blocked = True
-                    break
-            if blocked:
-                break
-        if not blocked:
-            self.cache.put(key, outputs, ui)
-        else:
+            self._fail(node_id, exc, inputs if args is None else self._gather(node))
+        local_by_key[key] = (outputs, ui)
+        if _has_blocker(outputs):
             self.cache.discard(key)  # blocked results depend on run-time decisions, not on the key
-        self.seen.append(node_id)
-        self.outcome.executed.append(node_id)
-        self.outcome.run_report[node_id] = {"state": "ran", "reason": reason}
-        if not self.quiet:
+        else:
+            self.cache.put(key, outputs, ui)
+        self.seen.append(node)
+        outcome = self.outcome
+        outcome.executed.append(node_id)
+        outcome.run_report[node_id] = {"state": "ran", "reason": reason}
+        if ui:
+            outcome.outputs[node_id] = ui
+        if not quiet:
             self._emit("lg.node_report", {"prompt_id": self.prompt_id, "node": node_id, "state": "ran",
                                           "reason": reason})
-        if ui:
-            self.outcome.outputs[node_id] = ui
-            if not self.quiet:
+            if ui:
                 self._emit("executed", {"node": node_id, "display_node": node_id, "output": ui,
                                         "prompt_id": self.prompt_id})
-        if not self.quiet:
             self._progress_state(node_id, "finished", 1, 1)
-        self._complete(node_id, outputs)
+        self._complete(node, outputs)
 
-    def _needs_lazy_inputs(self, node_id: str, definition: NodeDefinition, instance: Any,
-                           inputs: dict[str, list[Any]]) -> bool:
+    def _needs_lazy_inputs(self, node: _Node, instance: Any, inputs: dict[str, list[Any]]) -> bool:
         """Ask check_lazy_status which lazy inputs it needs; schedule them if unevaluated."""
-        links = self.prompt[node_id]["inputs"]
+        links = node.inputs
         while True:
             requested: list[str] = []
-            for names in self._map(node_id, definition, instance, "check_lazy_status", inputs, lazy=True):
+            for names in self._map(node, instance, "check_lazy_status", inputs, lazy=True):
                 if names:
                     requested.extend([names] if isinstance(names, str) else names)
             sources = []
             for name in dict.fromkeys(requested):
                 value = links.get(name)
-                if type(value) is list and value[0] not in self.results:
-                    sources.append(value[0])
+                if type(value) is list:
+                    source = self.nodes.get(value[0])
+                    if source is not None and source.outputs is None:
+                        sources.append(source)
             if not sources:
                 return False
-            stack: list[str] = []
-            waiting = self._wait_for(node_id, sources, stack)
+            stack: list[_Node] = []
+            waiting = self._wait_for(node, sources, stack)
             for source in stack:
                 self._add(source)
             if waiting:
-                self.pending[node_id] = waiting
+                node.waiting = waiting
                 return True
-            inputs.update(self._gather(node_id, definition))
+            inputs.update(self._gather(node))
 
-    def _single_args(self, node_id: str, definition: NodeDefinition) -> dict[str, Any] | None:
+    def _single_args(self, node: _Node) -> dict[str, Any] | None:
         """The call's keyword arguments when every input is exactly one value and none is a
         blocker (nearly every node): _gather + _map without the per-input lists. None when the
         general path must decide (a list to map over, an empty list or a blocker)."""
-        inputs = self.prompt[node_id]["inputs"]
-        results = self.results
         args: dict[str, Any] = {}
-        for name in definition.input_names:
-            value = inputs.get(name, _MISSING)
-            if value is _MISSING:
-                continue
-            if type(value) is list:
-                source = results.get(value[0])
-                if source is not None:
-                    values = source[value[1]]
+        for name, source, value in node.plan:
+            if source is not None:
+                outputs = source.outputs
+                if outputs is not None:
+                    values = outputs[value]
                     if len(values) != 1:
                         return None
                     value = values[0]
@@ -671,16 +681,19 @@ class _PromptRun:
                 else:
                     value = None  # as _gather: an unevaluated link reads as None
             args[name] = value
-        if definition.hidden:
-            args.update(self._hidden_values(node_id, definition))
+        if node.definition.hidden:
+            args.update(self._hidden_values(node.id, node.definition))
         return args
 
-    def _call_once(self, node_id: str, definition: NodeDefinition, instance: Any, args: dict[str, Any]) -> Any:
+    def _context(self, node: _Node) -> NodeContext:
+        return NodeContext(self.prompt_id, node.id, self.executor.services, self.interrupt,
+                           None if self.quiet else self._progress_callback(node.id))
+
+    def _call_once(self, node: _Node, instance: Any, args: dict[str, Any]) -> Any:
         """One call of the node's function with plain arguments (what _map does for one index)."""
-        method = getattr(instance, definition.function)
+        method = getattr(instance, node.definition.function)
         interrupt = self.interrupt
-        token = _node_context_var.set(NodeContext(self.prompt_id, node_id, self.executor.services, interrupt,
-                                                  None if self.quiet else self._progress_callback(node_id)))
+        token = _node_context_var.set(self._context(node))
         try:
             if interrupt is not None and interrupt.is_set():
                 raise InterruptedByUser("interrupted")
@@ -692,19 +705,18 @@ class _PromptRun:
         finally:
             _node_context_var.reset(token)
 
-    def _map(self, node_id: str, definition: NodeDefinition, instance: Any, function: str,
-             inputs: dict[str, list[Any]], lazy: bool = False) -> list[Any]:
+    def _map(self, node: _Node, instance: Any, function: str, inputs: dict[str, list[Any]],
+             lazy: bool = False) -> list[Any]:
         """Call `function` once per list index (or once with whole lists for INPUT_IS_LIST)."""
         method = getattr(instance, function)
         interrupt = self.interrupt
-        token = _node_context_var.set(NodeContext(self.prompt_id, node_id, self.executor.services, interrupt,
-                                                  None if self.quiet else self._progress_callback(node_id)))
+        token = _node_context_var.set(self._context(node))
         try:
-            if definition.input_is_list:
+            if node.definition.input_is_list:
                 blocker = None if lazy else next(
                     (v for values in inputs.values() for v in values if type(v) is ExecutionBlocker), None)
                 if blocker is not None:
-                    return [self._blocker(node_id, definition, blocker)]
+                    return [self._blocker(node, blocker)]
                 result = method(**inputs)
                 if type(result) is not tuple and inspect.iscoroutine(result):
                     result = _run_coroutine(result)  # `async def` node functions, as ComfyUI allows
@@ -733,7 +745,7 @@ class _PromptRun:
                             blocker = value
                             break
                 if blocker is not None:
-                    results.append(self._blocker(node_id, definition, blocker))
+                    results.append(self._blocker(node, blocker))
                     continue
                 result = method(**args)
                 if type(result) is not tuple and inspect.iscoroutine(result):
@@ -743,41 +755,41 @@ class _PromptRun:
         finally:
             _node_context_var.reset(token)
 
-    def _blocker(self, node_id: str, definition: NodeDefinition, blocker: ExecutionBlocker) -> ExecutionBlocker:
+    def _blocker(self, node: _Node, blocker: ExecutionBlocker) -> ExecutionBlocker:
         if blocker.message is not None:
             self._emit("execution_error", {
-                "prompt_id": self.prompt_id, "node_id": node_id, "node_type": definition.name,
+                "prompt_id": self.prompt_id, "node_id": node.id, "node_type": node.definition.name,
                 "executed": list(self.outcome.executed), "exception_message": blocker.message,
                 "exception_type": "ExecutionBlocked", "traceback": [], "current_inputs": {},
                 "current_outputs": []})
             return ExecutionBlocker(None)
         return blocker
 
-    def _call_checked(self, node_id: str, definition: NodeDefinition, instance: Any,
+    def _call_checked(self, node: _Node, instance: Any,
                       inputs: dict[str, list[Any]]) -> tuple[list[list[Any]], dict[str, Any] | None]:
         """The node call under --debug-mutation-check: snapshot inputs, call, compare."""
         from engine import mutation
 
+        definition = node.definition
         records = mutation.snapshot({k: v for k, v in inputs.items() if k in definition.inputs})
-        returns = self._map(node_id, definition, instance, definition.function, inputs)
+        returns = self._map(node, instance, definition.function, inputs)
         if records:
             path = mutation.find_mutation(records)
             if path is not None:
-                self._discard_sources(node_id)
+                self._discard_sources(node)
                 raise InputMutationError(
-                    f"node {node_id} ({definition.name}) modified its input {path} in place; inputs may "
+                    f"node {node.id} ({definition.name}) modified its input {path} in place; inputs may "
                     "be shared with the cache and other nodes: clone a value before changing it")
-        return self._merge(node_id, definition, returns)
+        return self._merge(node, returns)
 
-    def _discard_sources(self, node_id: str) -> None:
-        for value in self.prompt[node_id]["inputs"].values():
-            if type(value) is list and value[0] in self.keys:
-                self.cache.discard(self.keys[value[0]])
-                self.local_by_key.pop(self.keys[value[0]], None)
+    def _discard_sources(self, node: _Node) -> None:
+        for source in node.sources:
+            self.cache.discard(source.key)
+            self.local_by_key.pop(source.key, None)
 
-    def _merge(self, node_id: str, definition: NodeDefinition,
-               returns: list[Any]) -> tuple[list[list[Any]], dict[str, Any] | None]:
+    def _merge(self, node: _Node, returns: list[Any]) -> tuple[list[list[Any]], dict[str, Any] | None]:
         """ComfyUI's result merge: per-call tuples -> per-slot lists; ui dicts concatenated."""
+        definition, node_id = node.definition, node.id
         n_out = len(definition.outputs)
         if len(returns) == 1 and not definition.has_list_outputs:
             value = returns[0]
@@ -866,12 +878,20 @@ class _PromptRun:
             if exc_type.__module__ != "builtins" else exc_type.__qualname__,
             "traceback": traceback.format_tb(exc.__traceback__),
             "current_inputs": {name: [_format_value(v) for v in values] for name, values in inputs.items()},
-            "current_outputs": list(self.results), "timestamp": _timestamp()}
+            "current_outputs": [n.id for n in self.seen if n.outputs is not None], "timestamp": _timestamp()}
         log.error("node %s (%s) failed: %s", node_id, node.get("class_type"), exc)
         self._progress_state(node_id, "error", 0, 1)
         self._message("execution_error", record)
         self.outcome.error = record
         raise _Stop("error")
+
+
+def _has_blocker(outputs: list[list[Any]]) -> bool:
+    for slot in outputs:
+        for value in slot:
+            if type(value) is ExecutionBlocker:
+                return True
+    return False
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

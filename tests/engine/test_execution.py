@@ -39,7 +39,7 @@ def test_event_payloads_have_comfyui_shapes(runtime):
     assert events.previews == [(outcome.prompt_id, "1", "JPEG", b"\xff\xd8fake")]
     assert [m[0] for m in outcome.messages] == ["execution_start", "execution_cached", "execution_success"]
     assert events.named("lg.run_report")[0]["nodes"] == outcome.run_report
-    assert events.named("lg.plan") == [{"prompt_id": outcome.prompt_id, "pending": ["2", "1"], "cached": []}]
+    assert events.named("lg.plan") == [{"prompt_id": outcome.prompt_id, "pending": ["1", "2"], "cached": []}]
 
 
 def test_lazy_switch_evaluates_only_the_taken_branch(runtime):
