@@ -196,8 +196,7 @@ class _PromptRun:
         # per-prompt graph state
         self.prompt: dict[str, dict[str, Any]] = {}
         self.nodes: dict[str, _Node] = {}  # the valid nodes, sources before consumers
-        self.local_by_key: dict[bytes, tuple[list[list[Any]], dict[str, Any] | None]] = {}
-        self.seen: list[_Node] = []  # nodes that ran or were served, in order
+        self.local_by_key: dict[bytes, CacheEntry] = {}  # this prompt's results, whatever the cache keeps
         self.consumers: dict[bytes, int] | None = None  # uses left per key, with --cache-none only
         self.holders: dict[bytes, list[_Node]] = {}
         self.pending_count = 0
@@ -256,7 +255,8 @@ class _PromptRun:
         except _Stop as stop:
             self.outcome.status = stop.status
         finally:
-            self.executor._remember({node.id: node.fingerprint for node in self.seen})
+            nodes = self.nodes  # executed = the nodes that ran or were served, in order
+            self.executor._remember({node_id: nodes[node_id].fingerprint for node_id in self.outcome.executed})
         return self.outcome
 
     def _plan(self, outputs: Iterable[str] | None) -> bool:
@@ -417,9 +417,8 @@ class _PromptRun:
         """Serve a node from this prompt's results or the cache (pins the value for this prompt)."""
         if node.forced:
             return False
-        local = self.local_by_key.get(node.key)
-        if local is not None:
-            outputs, ui = local
+        entry = self.local_by_key.get(node.key)
+        if entry is not None:
             if self.consumers is not None:
                 self._used(node.key)  # a duplicate took its copy
         elif in_prompt_only:
@@ -428,11 +427,9 @@ class _PromptRun:
             entry = node.entry
             if entry is None:
                 return False
-            outputs, ui = entry.outputs, entry.ui
-        node.outputs = outputs
+        node.outputs, ui = entry.outputs, entry.ui
         self.outcome.executed.append(node.id)
         self._report(node.id, "cached", "cached")
-        self.seen.append(node)
         if node.target:
             if ui:
                 self.outcome.outputs[node.id] = ui
@@ -617,12 +614,11 @@ class _PromptRun:
             raise
         except BaseException as exc:  # even SystemExit from a node must not end the process
             self._fail(node_id, exc, inputs if args is None else self._gather(node))
-        local_by_key[key] = (outputs, ui)
         if _has_blocker(outputs):
             self.cache.discard(key)  # blocked results depend on run-time decisions, not on the key
+            local_by_key[key] = CacheEntry(outputs, ui, 0)
         else:
-            self.cache.put(key, outputs, ui)
-        self.seen.append(node)
+            local_by_key[key] = self.cache.put(key, outputs, ui)
         outcome = self.outcome
         outcome.executed.append(node_id)
         outcome.run_report[node_id] = {"state": "ran", "reason": reason}
@@ -878,7 +874,8 @@ class _PromptRun:
             if exc_type.__module__ != "builtins" else exc_type.__qualname__,
             "traceback": traceback.format_tb(exc.__traceback__),
             "current_inputs": {name: [_format_value(v) for v in values] for name, values in inputs.items()},
-            "current_outputs": [n.id for n in self.seen if n.outputs is not None], "timestamp": _timestamp()}
+            "current_outputs": [n for n in self.outcome.executed if self.nodes[n].outputs is not None],
+            "timestamp": _timestamp()}
         log.error("node %s (%s) failed: %s", node_id, node.get("class_type"), exc)
         self._progress_state(node_id, "error", 0, 1)
         self._message("execution_error", record)
