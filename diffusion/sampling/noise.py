@@ -7,10 +7,12 @@ image on every device (and the same as ComfyUI's CPU-drawn initial noise).
 from __future__ import annotations
 
 import math
+import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 import torch
 
@@ -60,16 +62,168 @@ def default_noise_sampler(x: torch.Tensor, seed: int | None = None) -> NoiseSamp
 
 
 class _Node:
-    """One interval of the dyadic tree: its (rounded) ends and, once split, its split seed and children."""
+    """One interval of the dyadic tree: its (rounded) ends and, once split, its midpoint and children.
+
+    The split's seed is derived only when its Gaussian is first drawn: a SeedSequence costs ~10 µs,
+    and deriving it right before handing the draw to a worker lets the workers start early.
+    """
 
     __slots__ = ("start", "end", "spawn_key", "depth", "midway", "seed", "left", "right")
 
     def __init__(self, start: float, end: float, spawn_key: int, depth: int) -> None:
         self.start, self.end, self.spawn_key, self.depth = start, end, spawn_key, depth
         self.midway: float | None = None
-        self.seed = 0
+        self.seed: int | None = None
         self.left: _Node | None = None
         self.right: _Node | None = None
+
+
+class _SpawnSeeds:
+    """``SeedSequence(entropy, spawn_key=(key, depth), pool_size).generate_state(1)[0]``, in ~1 µs.
+
+    numpy's SeedSequence (torchsde's split seeds) costs ~10 µs, mostly mixing the entropy into the
+    pool, which is the same for every split of a tree. Its hash (NEP 19: frozen for
+    reproducibility) is re-derived here after that common part: each spawn-key word is mixed into
+    pool word 0 only, since the first output word reads nothing else. tests/sampling pins it
+    against numpy.
+    """
+
+    MASK = 0xFFFFFFFF
+    INIT_A, MULT_A, INIT_B, MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+    MIX_MULT_L, MIX_MULT_R, XSHIFT = 0xCA01F9DD, 0x4973F715, 16
+
+    def __init__(self, entropy: int, pool_size: int) -> None:
+        import numpy as np
+
+        self._entropy, self._pool_size = entropy, pool_size
+        self._seed_sequence = np.random.SeedSequence
+        # With a spawn key the entropy is zero-padded to the pool size, which mixes exactly as the
+        # unpadded entropy without one: so this pool is the common part. Longer entropy mixes
+        # differently; numpy handles that (rare) case itself.
+        self._fast = len(self._words(entropy)) < pool_size
+        self._pool0 = int(np.random.SeedSequence(entropy, pool_size=pool_size).pool[0])
+        mask = self.MASK
+        self._hash_const = self.INIT_A * pow(self.MULT_A, pool_size * pool_size, mask + 1) & mask
+        self._hash_step = pow(self.MULT_A, pool_size, mask + 1)  # hashes per mixed-in word
+
+    def __call__(self, key: int, depth: int) -> int:
+        if not self._fast:
+            return int(self._seed_sequence(entropy=self._entropy, spawn_key=(key, depth),
+                                           pool_size=self._pool_size).generate_state(1)[0])
+        mask, xshift = self.MASK, self.XSHIFT
+        mixed, hash_const = self._pool0, self._hash_const
+        for word in self._words(key) + self._words(depth):
+            next_const = hash_const * self.MULT_A & mask  # hashmix(word) with pool word 0's constant
+            value = (word ^ hash_const) * next_const & mask
+            value ^= value >> xshift
+            mixed = (self.MIX_MULT_L * mixed - self.MIX_MULT_R * value) & mask  # mix(pool[0], value)
+            mixed ^= mixed >> xshift
+            hash_const = hash_const * self._hash_step & mask
+        value = (mixed ^ self.INIT_B) * (self.INIT_B * self.MULT_B & mask) & mask  # generate_state word 0
+        return value ^ (value >> xshift)
+
+    @classmethod
+    def _words(cls, n: int) -> list[int]:
+        """numpy's _int_to_uint32_array: little-endian 32-bit words, one zero word for 0."""
+        words = [n & cls.MASK]
+        n >>= 32
+        while n:
+            words.append(n & cls.MASK)
+            n >>= 32
+        return words
+
+
+def default_draw_threads(numel: int) -> int:
+    """Worker threads for a tree's Gaussian draws: none for small latents or on a single core.
+
+    Handing draws to a worker costs tens of µs of GIL hand-offs, so only latents whose draws take
+    well over that are worth it (a 512×512 latent's 16384 floats take ~45-80 µs a draw); the
+    calling thread draws too, so one worker per extra core is enough.
+    """
+    cores = os.cpu_count() or 1
+    if numel < _GaussianDraws.MIN_PARALLEL_NUMEL or cores < 2:
+        return 0
+    return min(_GaussianDraws.MAX_THREADS, cores - 1)
+
+
+DrawJob = tuple[int, float]  # (seed, scale): the Gaussian scale * randn(generator seeded with seed)
+
+
+class _GaussianDraws:
+    """Seeded Gaussian draws of one shape, scaled, shared between the caller and a few workers.
+
+    A draw's value depends only on its seed (each thread owns a generator and reseeds it per draw),
+    so drawing in parallel gives the same bits as drawing in order. torch.randn releases the GIL,
+    so the ~17 draws a new tree end point needs run side by side on a multi-core CPU. Each worker
+    takes one contiguous chunk of a query's draws (one GIL hand-off per chunk, not per draw); the
+    caller keeps the first chunk, which it needs first, and draws any chunk no worker has started.
+    """
+
+    MIN_PARALLEL_NUMEL, MAX_THREADS = 4096, 4
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, threads: int) -> None:
+        self._shape, self._dtype = shape, dtype
+        self._generator = torch.Generator("cpu")  # the calling thread's draws
+        self._local = threading.local()
+        self.threads = max(0, int(threads))
+        self._pool = ThreadPoolExecutor(self.threads, "brownian-draw") if self.threads else None
+
+    def draw(self, seed: int, scale: float) -> torch.Tensor:
+        """``scale * randn(seed)``, now, on this thread."""
+        return self._scaled_randn(self._generator, seed, scale)
+
+    def start(self, jobs: Sequence[DrawJob]) -> list[Callable[[], torch.Tensor]]:
+        """Start ``jobs``; each returned thunk gives one draw (re-raising a worker's error)."""
+        if self._pool is None or len(jobs) < 2:
+            return [partial(self.draw, seed, scale) for seed, scale in jobs]
+        chunks = _split_evenly(list(jobs), self.threads + 1)
+        thunks = [partial(self.draw, seed, scale) for seed, scale in chunks[0]]
+        for chunk in chunks[1:]:
+            if chunk:
+                handed = _HandedChunk(self, chunk, self._pool.submit(self._draw_on_worker, chunk))
+                thunks += [partial(handed.value, i) for i in range(len(chunk))]
+        return thunks
+
+    def close(self) -> None:
+        """Let the workers go (they also go when this object is garbage-collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _draw_on_worker(self, chunk: list[DrawJob]) -> list[torch.Tensor]:
+        generator = getattr(self._local, "generator", None)
+        if generator is None:
+            generator = self._local.generator = torch.Generator("cpu")
+        return [self._scaled_randn(generator, seed, scale) for seed, scale in chunk]
+
+    def _scaled_randn(self, generator: torch.Generator, seed: int, scale: float) -> torch.Tensor:
+        # torchsde computes scale * randn: a scalar × tensor product rounds the same in place.
+        generator.manual_seed(seed)
+        return torch.randn(self._shape, dtype=self._dtype, generator=generator).mul_(scale)
+
+
+class _HandedChunk:
+    """Draws handed to a worker; taken back by the caller if the worker has not begun them."""
+
+    def __init__(self, draws: _GaussianDraws, jobs: list[DrawJob], future: Future) -> None:
+        self._draws, self._jobs, self._future = draws, jobs, future
+        self._taken_back = False
+
+    def value(self, i: int) -> torch.Tensor:
+        if self._taken_back or self._future.cancel():  # the caller would only wait: draw instead
+            self._taken_back = True
+            return self._draws.draw(*self._jobs[i])
+        return self._future.result()[i]
+
+
+def _split_evenly(items: list, parts: int) -> list[list]:
+    """``items`` in ``parts`` contiguous runs whose lengths differ by at most one, longest first."""
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for part in range(parts):
+        end = start + size + (part < extra)
+        out.append(items[start:end])
+        start = end
+    return out
 
 
 class HalfwayBrownianTree:
@@ -80,49 +234,60 @@ class HalfwayBrownianTree:
     ``SeedSequence(entropy, spawn_key=(key, depth))``, and a query sums the canonical pieces of
     [ta, tb] left to right, with the very same float operations. What differs is only the
     bookkeeping: both children of a split come from one draw (torchsde draws it once per child),
-    and the cache holds the root-to-endpoint paths of consecutive steps (torchsde's 45 entries
-    thrash on them), so a 20-step run draws ~330-650 Gaussians instead of ~1000-1900.
+    the cache holds the root-to-endpoint paths of consecutive steps (torchsde's 45 entries thrash
+    on them), so a 20-step run draws ~330-650 Gaussians instead of ~1000-1900, and a query first
+    learns which splits it lacks and starts all their draws (in parallel, see _GaussianDraws)
+    before combining them level by level.
     tests/sampling/test_brownian_tree.py pins the equality against torchsde.
     """
 
     TOL, POOL_SIZE, MAX_DEPTH, CACHE_BYTES = 1e-6, 24, 900, 256 << 20
 
     def __init__(self, t0: float, t1: float, shape: Sequence[int], dtype: torch.dtype, entropy: int,
-                 cache_entries: int | None = None) -> None:
+                 cache_entries: int | None = None, draw_threads: int | None = None) -> None:
         import numpy as np
 
-        self._seed_sequence = np.random.SeedSequence
         self._shape, self._dtype, self._entropy = tuple(shape), dtype, int(entropy)
+        self._split_seed = _SpawnSeeds(self._entropy, self.POOL_SIZE)
         self._ndigits = -int(math.log10(self.TOL))
         t0, t1 = float(t0), float(t1)
         self._root = _Node(self._round(t0), self._round(t1), 0, 0)
-        self._generator = torch.Generator("cpu")
-        w_seed = self._seed_sequence(entropy=self._entropy, pool_size=self.POOL_SIZE).generate_state(3)[0]
-        self._root_w = self._randn(w_seed) * math.sqrt(t1 - t0)
+        numel = math.prod(self._shape)
+        if draw_threads is None:
+            draw_threads = default_draw_threads(numel)
+        self._draws = _GaussianDraws(self._shape, dtype, draw_threads)
+        w_seed = np.random.SeedSequence(entropy=self._entropy, pool_size=self.POOL_SIZE).generate_state(1)[0]
+        self._root_w = self._draws.draw(int(w_seed), math.sqrt(t1 - t0))
         if cache_entries is None:
             # 64+ split pairs hold the paths of consecutive steps (fewest draws); huge latents get
             # fewer, keeping memory near torchsde's own cache (45 single tensors).
-            item_bytes = max(1, math.prod(self._shape)) * torch.empty((), dtype=dtype).element_size()
+            item_bytes = max(1, numel) * torch.empty((), dtype=dtype).element_size()
             cache_entries = min(128, max(24, self.CACHE_BYTES // (2 * item_bytes)))
         self._cache_entries = cache_entries
         self._children: OrderedDict[_Node, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
+    @property
+    def draw_threads(self) -> int:
+        return self._draws.threads
+
+    def close(self) -> None:
+        """Release the draw workers now rather than at garbage collection."""
+        self._draws.close()
+
     def _round(self, t: float) -> float:
         return round(t, self._ndigits)
-
-    def _randn(self, seed) -> torch.Tensor:
-        self._generator.manual_seed(int(seed))
-        return torch.randn(self._shape, dtype=self._dtype, generator=self._generator)
 
     def _split(self, node: _Node) -> None:
         midway = self._round(0.5 * (node.end + node.start))
         node.midway = midway
-        state = self._seed_sequence(entropy=self._entropy, spawn_key=(node.spawn_key, node.depth),
-                                    pool_size=self.POOL_SIZE).generate_state(4)
-        node.seed = state[0]
         key, depth = 2 * node.spawn_key, node.depth + 1
         node.left = _Node(node.start, midway, key, depth)
         node.right = _Node(midway, node.end, key + 1, depth)
+
+    def _seed(self, node: _Node) -> int:
+        if node.seed is None:
+            node.seed = self._split_seed(node.spawn_key, node.depth)
+        return node.seed
 
     def _pieces(self, ta: float, tb: float) -> list[tuple[list[_Node], _Node]]:
         """The canonical intervals tiling [ta, tb], each with its root-to-parent path."""
@@ -148,8 +313,25 @@ class HalfwayBrownianTree:
                     node, b = node.left, node.midway
         return out
 
-    def _w(self, path: list[_Node], node: _Node) -> torch.Tensor:
-        """W over ``node``: walk down from the deepest ancestor whose W is cached, drawing splits."""
+    def _start_missing_draws(self, pieces: list[tuple[list[_Node], _Node]]) -> dict[_Node, Callable[[], torch.Tensor]]:
+        """Start the draws of every split the pieces' walks will lack, shallowest first.
+
+        Mirrors _w's walk (from the deepest cached ancestor down) without combining anything, so
+        all draws of a query run at once. A started draw that the walk ends up not needing (the
+        cache can change in between) is only wasted work; a needed one that was not started is
+        drawn then: either way the values are the same.
+        """
+        missing: dict[_Node, None] = {}
+        for path, _ in pieces:
+            level = len(path)
+            while level > 0 and path[level - 1] not in self._children:
+                level -= 1
+            missing.update((parent, None) for parent in path[level:] if parent not in self._children)
+        jobs = [(self._seed(parent), self._noise_scale(parent)) for parent in missing]
+        return dict(zip(missing, self._draws.start(jobs)))
+
+    def _w(self, path: list[_Node], node: _Node, started: dict[_Node, Callable[[], torch.Tensor]]) -> torch.Tensor:
+        """W over ``node``: walk down from the deepest ancestor whose W is cached, combining draws."""
         chain = [*path, node]
         level = len(path)
         while level > 0 and chain[level - 1] not in self._children:
@@ -159,7 +341,10 @@ class HalfwayBrownianTree:
             parent, child = chain[i], chain[i + 1]
             pair = self._children.get(parent)
             if pair is None:
-                pair = self._draw_children(parent, w)
+                pending = started.pop(parent, None)
+                noise = pending() if pending is not None else self._draws.draw(self._seed(parent),
+                                                                                self._noise_scale(parent))
+                pair = self._store_children(parent, w, noise)
             else:
                 self._children.move_to_end(parent)
             w = pair[0] if child is parent.left else pair[1]
@@ -169,16 +354,19 @@ class HalfwayBrownianTree:
         pair = self._children[parent]
         return pair[0] if child is parent.left else pair[1]
 
-    def _draw_children(self, parent: _Node, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # The same float operations, in the same order, as torchsde's _Interval (Lévy area "none").
+    @staticmethod
+    def _noise_scale(parent: _Node) -> float:
+        # torchsde's _Interval: var = left_diff * right_diff * h_reciprocal; the noise is sqrt(var) * randn.
         h_reciprocal = 1 / (parent.end - parent.start)
-        left_diff = parent.midway - parent.start
-        right_diff = parent.end - parent.midway
-        # torchsde: mean = left_diff * W * h_reciprocal; left_W = mean + sqrt(var) * noise. In place
-        # here: the same roundings (scalar products commute exactly), fewer allocations.
-        var = left_diff * right_diff * h_reciprocal
-        left_w = torch.mul(w, left_diff).mul_(h_reciprocal)
-        left_w.add_(self._randn(parent.seed).mul_(math.sqrt(var)))
+        return math.sqrt((parent.midway - parent.start) * (parent.end - parent.midway) * h_reciprocal)
+
+    def _store_children(self, parent: _Node, w: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The same float operations, in the same order, as torchsde's _Interval (Lévy area "none"):
+        # mean = left_diff * W * h_reciprocal; left_W = mean + sqrt(var) * noise; right_W = W - left_W.
+        # In place here: scalar products and a sum of two tensors commute exactly, so the roundings
+        # are the same with fewer allocations. ``noise`` arrives already scaled by sqrt(var).
+        h_reciprocal = 1 / (parent.end - parent.start)
+        left_w = torch.mul(w, parent.midway - parent.start).mul_(h_reciprocal).add_(noise)
         pair = (left_w, w - left_w)
         self._children[parent] = pair
         while len(self._children) > self._cache_entries:
@@ -198,9 +386,11 @@ class HalfwayBrownianTree:
         if ta == tb:  # torchsde recurses without end here (RecursionError): say why instead
             raise ValueError(f"Brownian tree query [{ta_exact}, {tb_exact}] is narrower than its "
                              f"resolution {self.TOL}")
+        pieces = self._pieces(ta, tb)
+        started = self._start_missing_draws(pieces)
         w = None
-        for path, node in self._pieces(ta, tb):
-            piece = self._w(path, node)
+        for path, node in pieces:
+            piece = self._w(path, node, started)
             w = piece.clone() if w is None else w.add_(piece)  # never hand out a cached tensor
         return w
 
@@ -254,11 +444,15 @@ class BrownianTreeNoiseSampler:
                 jobs.append((a, b, key))
 
         def work() -> None:
+            failed = False
             for a, b, key in jobs:
                 try:
-                    self._ready[key] = self._increment(a, b)
+                    if not failed:  # after a failure the caller recomputes, and sees the error itself
+                        self._ready[key] = self._increment(a, b)
+                except Exception:
+                    failed = True
                 finally:
-                    self._pending[key].set()
+                    self._pending[key].set()  # set every event, so no caller waits forever
 
         threading.Thread(target=work, name="brownian-prefetch", daemon=True).start()
 
@@ -267,8 +461,10 @@ class BrownianTreeNoiseSampler:
         sign = -1.0 if self._reversed else 1.0
         if a > b:
             a, b, sign = b, a, -sign
-        with self._lock, warnings.catch_warnings():
-            # torchsde warns when a query sits a float32 ulp outside [t0, t1]; the value is exact.
-            warnings.filterwarnings("ignore", message="Should have t", category=UserWarning)
-            w = self._tree(a, b) * sign
-        return w / (b - a).abs().sqrt()
+        with self._lock:
+            w = self._tree(a, b)  # a fresh tensor: safe to finish in place
+        # k-diffusion: tree(a, b) * sign / |b - a|.sqrt(); x * -1.0 is exactly -x and x * 1.0 is x,
+        # and the in-place division rounds as the out-of-place one.
+        if sign < 0:
+            w.neg_()
+        return w.div_((b - a).abs().sqrt())

@@ -53,15 +53,27 @@ def _seeded(x: torch.Tensor, extra_args: dict, noise_sampler: NoiseSampler | Non
 
 def _brownian(x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict, noise_sampler: NoiseSampler | None,
               queries: list | None = None):
-    """The SDE samplers' noise: a seeded Brownian tree whose known queries start computing now."""
+    """The SDE samplers' noise: a seeded Brownian tree, whose known queries start computing now
+    where that pays (see _prefetch_pays)."""
     if noise_sampler is not None:
         return noise_sampler
     positive = sigmas[sigmas > 0]
     sampler = BrownianTreeNoiseSampler(x, positive.min(), sigmas.max(), seed=extra_args.get("seed"))
-    if queries is None:
-        queries = [(sigmas[i], sigmas[i + 1]) for i in range(len(sigmas) - 1) if sigmas[i + 1] > 0]
-    sampler.prefetch(queries)
+    if _prefetch_pays(x):
+        if queries is None:
+            queries = [(sigmas[i], sigmas[i + 1]) for i in range(len(sigmas) - 1) if sigmas[i + 1] > 0]
+        sampler.prefetch(queries)
     return sampler
+
+
+def _prefetch_pays(x: torch.Tensor) -> bool:
+    """Whether to compute Brownian increments ahead on a thread: only where the model runs elsewhere.
+
+    With the model on an accelerator the CPU idles through each step, and the prefetch thread
+    hides the tree's draws there. With the model on the CPU it only takes turns with the sampler
+    for the GIL and the cores (measured slower on 2 cores), and the tree already draws in parallel.
+    """
+    return x.device.type != "cpu"
 
 
 def _report(callback: Callback, x, i, sigma, sigma_hat, denoised) -> None:
