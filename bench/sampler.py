@@ -28,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -38,6 +39,7 @@ import torch  # noqa: E402
 from diffusion import sampling  # noqa: E402
 from diffusion.latent_formats import SD15  # noqa: E402
 from diffusion.sampling.model_sampling import DEFAULT_LINEAR_END, DEFAULT_LINEAR_START  # noqa: E402
+from diffusion.sampling.noise import HalfwayBrownianTree  # noqa: E402
 from diffusion.sampling.preview import PreviewPacer, latent_to_rgb  # noqa: E402
 from nodes.sampling import encode_preview_jpeg  # noqa: E402
 
@@ -117,6 +119,22 @@ def _callback(previews: dict):
     return on_step
 
 
+@contextmanager
+def _brownian_trees():
+    """Collect the Brownian trees made inside the block (their ``draws`` is what SDE noise cost)."""
+    trees, init = [], HalfwayBrownianTree.__init__
+
+    def recording(tree, *args, **kwargs):
+        init(tree, *args, **kwargs)
+        trees.append(tree)
+
+    HalfwayBrownianTree.__init__ = recording
+    try:
+        yield trees
+    finally:
+        HalfwayBrownianTree.__init__ = init
+
+
 def bench_sampler(name: str, steps: int, size: int, repeats: int, idle_ms: float = 0.0, tiny=None) -> dict:
     width = 32 if tiny is not None else 768
     positive = [[torch.randn(1, 77, width), {}]]
@@ -126,16 +144,19 @@ def bench_sampler(name: str, steps: int, size: int, repeats: int, idle_ms: float
         model = TimedHandle(tiny) if tiny is not None else TimedModel(idle_ms)
         previews = {"count": 0, "seconds": 0.0}
         latent = {"samples": torch.zeros(1, 4, size, size)}
-        started = time.perf_counter()
-        sampling.common_ksampler(model, 1, steps, 8.0, name, "karras", positive, negative, latent,
-                                 callback=_callback(previews))
-        total = time.perf_counter() - started
+        with _brownian_trees() as trees:
+            started = time.perf_counter()
+            sampling.common_ksampler(model, 1, steps, 8.0, name, "karras", positive, negative, latent,
+                                     callback=_callback(previews))
+            total = time.perf_counter() - started
         overhead_ms = (total - model.seconds) / steps * 1000
         if best is None or overhead_ms < best["overhead_ms_per_step"]:
             best = {"overhead_ms_per_step": round(overhead_ms, 3), "model_calls": model.calls,
                     "model_ms_per_step": round(model.seconds / steps * 1000, 3),
                     "previews": previews["count"],
                     "preview_ms_each": round(previews["seconds"] / max(previews["count"], 1) * 1000, 3)}
+            if trees:
+                best["brownian_draws"] = sum(tree.draws for tree in trees)
     return best
 
 
@@ -156,8 +177,10 @@ def main() -> None:
     results = {}
     for name in sampling.SAMPLER_NAMES:
         results[name] = bench_sampler(name, args.steps, args.size, args.repeats, tiny=tiny)
+        draws = results[name].get("brownian_draws")
         print(f"{name:20s} {results[name]['overhead_ms_per_step']:7.3f} ms/step outside the model "
-              f"({results[name]['model_calls']} model calls)", flush=True)
+              f"({results[name]['model_calls']} model calls"
+              + (f", {draws} Brownian draws)" if draws else ")"), flush=True)
     worst = max(r["overhead_ms_per_step"] for r in results.values())
     # SDE samplers pay for Brownian-tree queries (as in ComfyUI/k-diffusion); they are prefetched
     # on a thread, which hides them behind a model step that does not need the CPU (a GPU step).

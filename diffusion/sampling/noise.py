@@ -258,6 +258,7 @@ class HalfwayBrownianTree:
         self._draws = _GaussianDraws(self._shape, dtype, draw_threads)
         w_seed = np.random.SeedSequence(entropy=self._entropy, pool_size=self.POOL_SIZE).generate_state(1)[0]
         self._root_w = self._draws.draw(int(w_seed), math.sqrt(t1 - t0))
+        self.draws = 1  # Gaussians drawn (or started) so far: what a query costs, for benchmarks
         if cache_entries is None:
             # 64+ split pairs hold the paths of consecutive steps (fewest draws); huge latents get
             # fewer, keeping memory near torchsde's own cache (45 single tensors).
@@ -328,6 +329,7 @@ class HalfwayBrownianTree:
                 level -= 1
             missing.update((parent, None) for parent in path[level:] if parent not in self._children)
         jobs = [(self._seed(parent), self._noise_scale(parent)) for parent in missing]
+        self.draws += len(jobs)
         return dict(zip(missing, self._draws.start(jobs)))
 
     def _w(self, path: list[_Node], node: _Node, started: dict[_Node, Callable[[], torch.Tensor]]) -> torch.Tensor:
@@ -342,8 +344,10 @@ class HalfwayBrownianTree:
             pair = self._children.get(parent)
             if pair is None:
                 pending = started.pop(parent, None)
-                noise = pending() if pending is not None else self._draws.draw(self._seed(parent),
-                                                                                self._noise_scale(parent))
+                if pending is None:  # evicted since the query started (a tiny cache): draw again
+                    self.draws += 1
+                    pending = partial(self._draws.draw, self._seed(parent), self._noise_scale(parent))
+                noise = pending()
                 pair = self._store_children(parent, w, noise)
             else:
                 self._children.move_to_end(parent)
