@@ -159,7 +159,7 @@ class _GaussianDraws:
     caller keeps the first chunk, which it needs first, and draws any chunk no worker has started.
     """
 
-    MIN_PARALLEL_NUMEL, MAX_THREADS = 4096, 4
+    MIN_PARALLEL_NUMEL, MAX_THREADS = 4096, 2
 
     def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, threads: int) -> None:
         self._shape, self._dtype = shape, dtype
