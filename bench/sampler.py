@@ -6,20 +6,31 @@ overhead. Goal: ≤ 1 ms per step on CPU. Prints one JSON object on the last lin
 
     .venv/bin/python bench/sampler.py [--steps 20] [--size 64] [--repeats 3]
 
-Figures (2-core CPU shared with other jobs, so ±40% run to run; 20 steps, [1,4,64,64], cfg 8):
-every non-SDE sampler 0.2-0.8 ms/step. The SDE samplers pay for Brownian-tree noise that must
-equal torchsde's bit for bit (ComfyUI/k-diffusion seeds): each query walks ~17 tree levels per new
-end point, and every level is one seeded Gaussian draw of the latent's size (~50-80 µs here), so
-the floor is ~330 draws per dpmpp_2m/3m_sde run and ~650 per dpmpp_sde run.
+Figures: a 2-core VM shared with another engineer's benchmarks, so ±40% run to run (best of 5
+alternating before/after runs, --repeats 5; 20 steps, [1,4,64,64], cfg 8). Every non-SDE sampler
+0.2-0.65 ms/step. The SDE samplers pay for Brownian-tree noise that must equal torchsde's bit for
+bit (ComfyUI/k-diffusion seeds): every new end point of a query walks ~17 tree levels, each one
+seeded Gaussian draw of the latent's size, 333 draws a dpmpp_2m/3m_sde run and 652 a dpmpp_sde
+run ("brownian_draws" below), and no cache may outlive a run.
 
-    sampler        torchsde tree (before)   re-derived tree (after)   after, 15 ms GPU-like step
-    dpmpp_sde      10.9-16.4 ms/step        4.6-6.6 ms/step           2.7-2.8 ms/step
-    dpmpp_2m_sde    5.5-8.3 ms/step         2.8-3.8 ms/step           1.7 ms/step
-    dpmpp_3m_sde    5.6-8.3 ms/step         2.7-4.3 ms/step           1.7-1.9 ms/step
+    sampler        torchsde tree   before (same day)   this version     this version, 15 ms GPU-like step
+    dpmpp_sde      10.9-16.4       3.9-6.6 ms/step     3.2-3.8 ms/step  2.0-2.9 ms/step (was 2.0-3.2)
+    dpmpp_2m_sde    5.5-8.3        2.3-3.8 ms/step     1.8-2.0 ms/step  1.2-1.9 ms/step (was 1.5-1.8)
+    dpmpp_3m_sde    5.6-8.3        2.3-3.8 ms/step     1.7-1.9 ms/step  1.4-2.1 ms/step (was 1.5-1.9)
 
-Before: torchsde's 45-entry cache thrashed on the two ~20-deep paths of a step and drew each
-split's Gaussian once per child (1000-1900 draws a run). Without the prefetch thread the CPU
-figures are ~10-50% lower still (GIL handoffs with the main thread on a busy 2-core machine).
+This version: no prefetch thread when the model runs on the CPU (it only took turns with the
+sampler for the GIL: most of the gain), split seeds in ~1 µs instead of ~11 µs (SeedSequence's
+hash re-derived), in-place increment arithmetic, and a query's draws shared with one worker
+thread (6-13% on the tree alone when the VM is otherwise idle; its GIL hand-offs eat the rest).
+With a GPU-like step the prefetch thread hides the tree: SDE samplers then cost what non-SDE ones
+do in that mode (dpmpp_2m: 1.4 ms/step, the CPU going cold during the sleep).
+
+Why the 1 ms goal is out of reach for the SDE samplers here: a 16384-float torch.randn takes
+43-45 µs at best (50-60 µs inside a run), so the draws alone are 16.65/step × 45 µs = 0.75 ms
+(dpmpp_2m/3m_sde) and 32.6/step × 45 µs = 1.47 ms (dpmpp_sde) on one core; each drawn level also
+costs ~20 µs of combining on the sampler's thread, on top of the sampler's own 0.24 / 0.47 ms.
+One core: ~1.3 / ~2.6 ms/step. Two perfectly shared cores: ~0.95 / ~1.85 ms/step. Threads share
+the draws at only 1.0-1.25× on this VM (per-draw GIL wake-ups), hence 1.7-2.0 / 3.2-3.8 measured.
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ def default_noise_sampler(x: torch.Tensor, seed: int | None = None) -> NoiseSamp
 class _Node:
     """One interval of the dyadic tree: its (rounded) ends and, once split, its midpoint and children.
 
-    The split's seed is derived only when its Gaussian is first drawn: a SeedSequence costs ~10 µs,
-    and deriving it right before handing the draw to a worker lets the workers start early.
+    The split's seed is derived when its Gaussian is first needed and then kept, so a split whose
+    children fell out of the cache is redrawn without deriving it again.
     """
 
     __slots__ = ("start", "end", "spawn_key", "depth", "midway", "seed", "left", "right")
@@ -138,7 +138,8 @@ def default_draw_threads(numel: int) -> int:
 
     Handing draws to a worker costs tens of µs of GIL hand-offs, so only latents whose draws take
     well over that are worth it (a 512×512 latent's 16384 floats take ~45-80 µs a draw); the
-    calling thread draws too, so one worker per extra core is enough.
+    calling thread draws too, so one worker per extra core, and two at most: more only adds
+    hand-offs for chunks of a ~17-draw query (not measured beyond 2 cores).
     """
     cores = os.cpu_count() or 1
     if numel < _GaussianDraws.MIN_PARALLEL_NUMEL or cores < 2:
@@ -154,9 +155,15 @@ class _GaussianDraws:
 
     A draw's value depends only on its seed (each thread owns a generator and reseeds it per draw),
     so drawing in parallel gives the same bits as drawing in order. torch.randn releases the GIL,
-    so the ~17 draws a new tree end point needs run side by side on a multi-core CPU. Each worker
-    takes one contiguous chunk of a query's draws (one GIL hand-off per chunk, not per draw); the
-    caller keeps the first chunk, which it needs first, and draws any chunk no worker has started.
+    so the ~17 draws a new tree end point needs can run side by side. Each worker takes one
+    contiguous chunk of a query's draws (one queue hand-off per chunk, not per draw); the caller
+    keeps the first chunk, which it combines first, and draws any chunk no worker has begun, so a
+    busy machine costs little more than drawing in order.
+
+    What it buys is bounded by the GIL: a thread must take it back after every draw, and on a
+    small VM that wake-up costs a good part of a 45 µs draw (two threads drawing reach 1.0-1.25×
+    on a 2-core VM where two processes reach 2×). Measured there: the tree alone 6-13% faster
+    when the machine is otherwise idle, ~10-20% slower when another process holds a core.
     """
 
     MIN_PARALLEL_NUMEL, MAX_THREADS = 4096, 2
@@ -237,7 +244,8 @@ class HalfwayBrownianTree:
     the cache holds the root-to-endpoint paths of consecutive steps (torchsde's 45 entries thrash
     on them), so a 20-step run draws ~330-650 Gaussians instead of ~1000-1900, and a query first
     learns which splits it lacks and starts all their draws (in parallel, see _GaussianDraws)
-    before combining them level by level.
+    before combining them level by level. Split seeds come from _SpawnSeeds (numpy's
+    SeedSequence hash, minus the part every split shares).
     tests/sampling/test_brownian_tree.py pins the equality against torchsde.
     """
 
@@ -437,8 +445,9 @@ class BrownianTreeNoiseSampler:
         """Compute the increments a sampler will ask for, in order, on a background thread.
 
         A tree query costs tens of Gaussian draws of the latent's size; done while the model runs
-        (on a GPU, or other CPU cores) it leaves the sampler's critical path. The tree is
-        order-independent, so values are identical to querying on demand.
+        on an accelerator it leaves the sampler's critical path (the samplers prefetch only then:
+        see samplers._prefetch_pays). The tree is order-independent, so values are identical to
+        querying on demand.
         """
         jobs = []
         for a, b in pairs:
