@@ -9,13 +9,18 @@ Per-node figures are CPU time of the executing thread (best of --repeat runs), s
 shared with other work still measures the engine; wall-clock figures are printed beside them.
 Prints one human-readable line per case and, last, one JSON object.
 
-Measured (2-core x86_64 shared with other jobs, Python 3.11.7, calibration ~9.5 us; best of 4
-runs alternating with the previous engine), cold us/node before -> after the single-value call
-fast path: chain 100: 9.3 -> 7.8, chain 1000: 9.7 -> 9.0, chain 5000: 13.6 -> 12.2,
-wide 100: 10.3 -> 8.7, wide 1000: 11.2 -> 10.1, wide 5000: 16.7 -> 16.3; cached ~4-7 us/node
-(unchanged); fully cached re-run of a 10-node graph 0.057 ms. The growth at 5000 nodes (~1.5x)
-is spread evenly over validation, cache keys and the run loop, not one O(n) scan: about 1-2
-us/node is the cyclic collector walking the prompt's live state, the rest memory locality.
+Measured (2-core x86_64 VM whose speed swings up to 2x with its host, Python 3.11.7; quote
+figures only with the calibration line beside them). Cold us/node, best of 5, at a calibration of
+~9.5 us:
+    chain 100 / 1000 / 5000: 9.3 / 9.7 / 13.6 (first engine) -> 7.8 / 9.0 / 12.2 (single-value
+    call fast path) -> 7.8 / 8.0 / 11.1 (validation fast path + one record per node)
+    wide  100 / 1000 / 5000: 10.3 / 11.2 / 16.7 -> 8.7 / 10.1 / 16.3 -> 8.7 / 9.2 / 12.2
+Fully cached re-run of a 10-node graph: 0.057 ms. Still over the goal: the 5000-node cases.
+What grows with size is the planning (validation + key/lookup pass; a fully cached re-run of the
+same graph costs 4 us/node at 100 nodes, 7-8 at 5000), not the run loop (~3.5 us/node flat).
+No O(n^2) step: it is memory traffic (each phase walks every node's objects; working set ~10 MB
+at 5000 nodes) and the cyclic GC walking the live plan (1-3 us/node in A/B runs with the
+collector off; pausing it during planning alone did not help reliably).
 
 Usage: .venv/bin/python bench/engine.py [--repeat N] [--sizes 100,1000,5000]
 """
