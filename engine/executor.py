@@ -162,7 +162,7 @@ class _Node:
         # (input name, source node or None, slot or constant) per present declared input, in order
         self.plan: list[tuple[str, _Node | None, Any]] = []
         self.sources: list[_Node] = []  # linked sources, each once
-        self.strong_sources: list[_Node] = []  # the sources of its non-lazy inputs
+        self.strong_sources = self.sources  # the sources of its non-lazy inputs (all, usually)
         self.key = b""
         self.fingerprint: _Fingerprint | None = None
         self.target = False  # an output node this prompt asks for
@@ -342,8 +342,6 @@ class _PromptRun:
             if lazy:
                 strong = {source for name, source, _ in plan if source is not None and name not in lazy}
                 node.strong_sources = [source for source in sources if source in strong]
-            else:
-                node.strong_sources = sources
             tokens = tuple(parts)
             changed = self._is_changed(node_id, definition, inputs) if definition.is_changed else None
             ident = node_id if (definition.not_idempotent or definition.has_unique_id) else None
