@@ -21,6 +21,28 @@ from engine.runtime import Services, set_default_services, using_services
 
 log = logging.getLogger(__name__)
 
+# Net container allocations between young-generation collections (CPython's default is 700).
+# Planning and running a prompt allocates ~10 containers per node that all stay alive until the
+# prompt ends, so at the default every object of a large prompt is scanned by several young and
+# middle collections, and the full collections those trigger rescan the whole live plan. With a
+# larger young generation the collector visits each of them about once; cycles still get
+# collected, only after more allocations (tensors are freed by reference counting, not by it).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """Tune the cyclic garbage collector for serving prompts, once start-up is over.
+
+    Everything alive after start-up (torch, transformers, node modules: hundreds of thousands of
+    objects) is frozen out of the collector's reach, so full collections during a prompt do not
+    rescan it, and the young generation is collected less often (GC_YOUNG_THRESHOLD). Together
+    they keep the engine's per-node cost flat on large prompts (bench/engine.py).
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
+
 
 @dataclass
 class Runtime:
@@ -54,10 +76,9 @@ def create_runtime(settings: Settings | None = None, *, load_custom_nodes: bool 
     """Build everything a front door needs. Node load failures land in `registry.problems`.
 
     `extra_node_packages` are packages (module objects) loaded like `nodes/` after it, e.g. a
-    test node pack. `freeze_startup_objects` moves everything alive after start-up (torch,
-    transformers, node modules: hundreds of thousands of objects) out of the cyclic garbage
-    collector's reach; otherwise every full collection during a prompt rescans them, which
-    made large prompts cost several times more per node.
+    test node pack. `freeze_startup_objects` settles the garbage collector once start-up is over
+    (settle_garbage_collector); without it full collections during a prompt rescan every object
+    start-up left alive, which made large prompts cost several times more per node.
     """
     settings = settings or Settings()
     paths = build_paths(settings)
@@ -83,6 +104,5 @@ def create_runtime(settings: Settings | None = None, *, load_custom_nodes: bool 
     for problem in registry.problems:
         log.warning("%s: %s", problem.source, problem.message)
     if freeze_startup_objects:
-        gc.collect()
-        gc.freeze()
+        settle_garbage_collector()
     return Runtime(registry, cache, services, executor, settings, custom_packs)

@@ -28,7 +28,6 @@ Usage: .venv/bin/python bench/engine.py [--repeat N] [--sizes 100,1000,5000]
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import statistics
@@ -39,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.bootstrap import settle_garbage_collector  # noqa: E402
 from engine.cache import OutputCache  # noqa: E402
 from engine.executor import Executor  # noqa: E402
 from engine.paths import FolderPaths  # noqa: E402
@@ -142,8 +142,7 @@ def main() -> int:
         registry.register(cls.__name__, cls, module="bench")
     services = Services(paths=FolderPaths(tempfile.mkdtemp(prefix="lg-bench-")))
     build_executor(registry, services).execute(chain(10), "warm-up")  # imports torch, warms caches
-    gc.collect()
-    gc.freeze()  # as app.bootstrap.create_runtime does after start-up
+    settle_garbage_collector()  # as app.bootstrap.create_runtime does after start-up
 
     results: dict[str, dict] = {}
     for shape, builder in (("chain", chain), ("wide", wide)):

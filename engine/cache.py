@@ -13,8 +13,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
+from engine.cachekeys import KeyTable
 from engine.sizing import outputs_nbytes, value_nbytes
 
 
@@ -26,35 +27,41 @@ class CacheEntry:
 
 
 class OutputCache:
-    """LRU mapping signature -> CacheEntry under a byte budget (None = unbounded)."""
+    """LRU mapping key -> CacheEntry under a byte budget (None = unbounded).
+
+    Keys are the ids that this cache's KeyTable (`keys`) gives to node material: they mean
+    something only to the cache that issued them.
+    """
 
     def __init__(self, budget_bytes: int | None = None, enabled: bool = True) -> None:
         self.budget_bytes = budget_bytes
         self.enabled = enabled
-        self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
+        self._entries: OrderedDict[int, CacheEntry] = OrderedDict()
         self._total = 0
         self._lock = threading.Lock()
+        self.keys = KeyTable(on_forget=self._forget)
         self.hits = 0
         self.misses = 0
         self.evictions = 0
 
-    def get(self, key: bytes) -> CacheEntry | None:
+    def get(self, key: int) -> CacheEntry | None:
         """The entry for `key`, marked most recently used; None on a miss."""
         if not self.enabled:
             return None
+        entry = self._entries.get(key)  # one atomic read: a miss (every node of a new graph) takes no lock
+        if entry is None:
+            self.misses += 1
+            return None
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
+            if key in self._entries:  # evicted meanwhile: the caller still holds the value
+                self._entries.move_to_end(key)
             self.hits += 1
-            return entry
+        return entry
 
-    def __contains__(self, key: bytes) -> bool:
+    def __contains__(self, key: int) -> bool:
         return self.enabled and key in self._entries
 
-    def put(self, key: bytes, outputs: list[list[Any]], ui: dict[str, Any] | None) -> CacheEntry:
+    def put(self, key: int, outputs: list[list[Any]], ui: dict[str, Any] | None) -> CacheEntry:
         """Store a node's result; evicts older entries to stay under the budget."""
         size = outputs_nbytes(outputs) + (value_nbytes(ui) if ui else 0)
         entry = CacheEntry(outputs, ui, size)
@@ -65,15 +72,23 @@ class OutputCache:
             return entry  # larger than the whole budget: caching it would only evict everything
         with self._lock:
             entries = self._entries
-            previous = entries.get(key)
+            previous = entries.pop(key, None)
             if previous is not None:
                 self._total -= previous.size
-                del entries[key]
             entries[key] = entry
             self._total += size
             if budget is not None and self._total > budget:
                 self._evict_locked()
         return entry
+
+    def _forget(self, keys: Iterable[int]) -> None:
+        """The key table forgot these keys: nobody can look their entries up any more."""
+        with self._lock:
+            entries = self._entries
+            for key in keys:
+                entry = entries.pop(key, None)
+                if entry is not None:
+                    self._total -= entry.size
 
     def _evict_locked(self) -> None:
         if self.budget_bytes is None:
@@ -83,7 +98,7 @@ class OutputCache:
             self._total -= old.size
             self.evictions += 1
 
-    def discard(self, key: bytes) -> None:
+    def discard(self, key: int) -> None:
         """Drop one entry (e.g. a value a node was caught mutating)."""
         with self._lock:
             entry = self._entries.pop(key, None)

@@ -1,18 +1,19 @@
 """Structural cache keys: what a node computes, independent of node ids.
 
-key(node) = digest(class_type, IS_CHANGED result, constant inputs by name, and for every link
-the source's key and output slot). Ancestors enter by position, never by id, so renumbering or
-moving nodes keeps the cache, and identical subgraphs share one key (they run once). The node id
-enters only for NOT_IDEMPOTENT nodes and nodes that take a hidden UNIQUE_ID.
+key(node) = the id a KeyTable gives to the node's material: class_type, IS_CHANGED result, constant
+inputs by name, and for every link the source's key and output slot. Ancestors enter by
+position, never by id, so renumbering or moving nodes keeps the cache, and identical subgraphs
+share one key (they run once). The node id enters only for NOT_IDEMPOTENT nodes and nodes that
+take a hidden UNIQUE_ID.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import marshal
 import math
 import os
-from typing import Any
+from typing import Any, Callable, Iterable
 
 ATOM_TYPES = frozenset({str, int, float, bool, type(None)})
 
@@ -45,11 +46,48 @@ def never_equal() -> tuple[str, bytes]:
     return ("unique", os.urandom(16))
 
 
-def digest(material: tuple[Any, ...], _hash=hashlib.blake2b, _dumps=marshal.dumps) -> bytes:
-    """128-bit digest of canonical material (atoms, bytes and tuples only).
+class KeyTable:
+    """Names canonical key material with small ints: exact, and cheap enough to run per node.
 
-    marshal format 0 is used because it is fast and byte-for-byte deterministic for equal
-    values: unlike later versions it writes no back-references and no "interned" flags, and it
-    keeps int, float, bool and str apart.
+    The material is serialised with marshal format 0, which is byte-for-byte deterministic for
+    equal values: it writes no back-references and no "interned" flags, and it keeps int,
+    float, bool and str apart (1, 1.0 and True are different keys, so are 0.0 and -0.0), which
+    tuple equality would not. Equal bytes get the same id, so there are no collisions to
+    reason about, and consumers' material holds a small int rather than a digest.
+
+    Ids are never reused, so forgetting material is always safe: its next occurrence just gets
+    a new id and misses the cache. The table keeps two generations of `generation` entries
+    each; material not seen for a whole generation is forgotten and `on_forget` gets its ids,
+    so the cache can drop entries nobody can name any more. Lookups take no lock: the executor
+    keys one prompt at a time, and a race could only give one material two ids (a miss).
     """
-    return _hash(_dumps(material, 0), digest_size=16).digest()
+
+    def __init__(self, generation: int = 1 << 15,
+                 on_forget: Callable[[Iterable[int]], None] | None = None) -> None:
+        self.generation = generation
+        self._on_forget = on_forget
+        self._current: dict[bytes, int] = {}
+        self._previous: dict[bytes, int] = {}
+        self._ids = itertools.count(1)
+
+    def key(self, material: tuple[Any, ...], _dumps: Callable[[Any, int], bytes] = marshal.dumps) -> int:
+        """The id of `material` (atoms, bytes and tuples only; see canonical)."""
+        data = _dumps(material, 0)
+        found = self._current.get(data)
+        if found is None:
+            found = self._previous.pop(data, None)
+            if found is None:
+                found = next(self._ids)
+            self._current[data] = found
+            if len(self._current) >= self.generation:
+                self._rotate()
+        return found
+
+    def _rotate(self) -> None:
+        forgotten = self._previous
+        self._previous, self._current = self._current, {}
+        if forgotten and self._on_forget is not None:
+            self._on_forget(forgotten.values())
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)

@@ -65,12 +65,12 @@ class _Fingerprint(NamedTuple):
     """What went into a node's key, kept per node id to explain the next run."""
 
     class_type: str
-    key: bytes
+    key: int
     is_changed: Any
     tokens: tuple[tuple[str, Any], ...]  # (input name, constant or (source key, slot))
 
 
-def _fingerprint(class_type: str, key: bytes, is_changed: Any, tokens: tuple[tuple[str, Any], ...]) -> _Fingerprint:
+def _fingerprint(class_type: str, key: int, is_changed: Any, tokens: tuple[tuple[str, Any], ...]) -> _Fingerprint:
     """A _Fingerprint built without NamedTuple's keyword-handling __new__ (once per node)."""
     return tuple.__new__(_Fingerprint, (class_type, key, is_changed, tokens))
 
@@ -163,7 +163,7 @@ class _Node:
         self.plan: list[tuple[str, _Node | None, Any]] = []
         self.sources: list[_Node] = []  # linked sources, each once
         self.strong_sources = self.sources  # the sources of its non-lazy inputs (all, usually)
-        self.key = b""
+        self.key = 0  # issued by the cache's KeyTable
         self.fingerprint: _Fingerprint | None = None
         self.target = False  # an output node this prompt asks for
         self.forced = False
@@ -196,9 +196,9 @@ class _PromptRun:
         # per-prompt graph state
         self.prompt: dict[str, dict[str, Any]] = {}
         self.nodes: dict[str, _Node] = {}  # the valid nodes, sources before consumers
-        self.local_by_key: dict[bytes, CacheEntry] = {}  # this prompt's results, whatever the cache keeps
-        self.consumers: dict[bytes, int] | None = None  # uses left per key, with --cache-none only
-        self.holders: dict[bytes, list[_Node]] = {}
+        self.local_by_key: dict[int, CacheEntry] = {}  # this prompt's results, whatever the cache keeps
+        self.consumers: dict[int, int] | None = None  # uses left per key, with --cache-none only
+        self.holders: dict[int, list[_Node]] = {}
         self.pending_count = 0
         self.ready: list[_Node] = []
         self.ready_outputs: list[_Node] = []
@@ -307,7 +307,7 @@ class _PromptRun:
         memory traffic."""
         nodes, prompt = self.nodes, self.prompt
         atoms = cachekeys.ATOM_TYPES
-        digest, lookup = cachekeys.digest, self.cache.get
+        name_key, lookup = self.cache.keys.key, self.cache.get
         force_all, force_nodes = self.force_all, self.force_nodes
         cached: list[str] = []
         for node_id in order:
@@ -345,7 +345,7 @@ class _PromptRun:
             tokens = tuple(parts)
             changed = self._is_changed(node_id, definition, inputs) if definition.is_changed else None
             ident = node_id if (definition.not_idempotent or definition.has_unique_id) else None
-            key = digest((definition.name, ident, changed, tokens))
+            key = name_key((definition.name, ident, changed, tokens))
             node.key = key
             node.fingerprint = _fingerprint(definition.name, key, changed, tokens)
             nodes[node_id] = node
@@ -492,8 +492,8 @@ class _PromptRun:
 
     def _count_consumers(self) -> None:
         """--cache-none: count the uses of each value (by key, so duplicates still share one)."""
-        uses: dict[bytes, int] = {}
-        holders: dict[bytes, list[_Node]] = {}
+        uses: dict[int, int] = {}
+        holders: dict[int, list[_Node]] = {}
         for node in self.nodes.values():
             key = node.key
             if key in holders:
@@ -506,7 +506,7 @@ class _PromptRun:
         self.consumers = uses
         self.holders = holders
 
-    def _used(self, key: bytes) -> None:
+    def _used(self, key: int) -> None:
         """One use of a value is over; free it after the last (only when the cache keeps nothing)."""
         assert self.consumers is not None
         left = self.consumers.get(key, 0) - 1

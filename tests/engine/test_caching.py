@@ -178,7 +178,7 @@ def test_entries_know_their_byte_size():
     assert value_nbytes([[tensor, tensor]]) < 2 * 400 + 200  # shared storage counts once
     assert value_nbytes({"samples": tensor, "model": Model()}) >= 400 + 12345
     cache = OutputCache(budget_bytes=10_000)
-    entry = cache.put(b"k" * 16, [[Model()]], None)
+    entry = cache.put(cache.keys.key(("Model",)), [[Model()]], None)
     assert entry.size >= 12345 and len(cache) == 0  # bigger than the budget: not kept
 
 
@@ -220,14 +220,43 @@ def test_without_the_debug_flag_mutation_goes_unnoticed(runtime):
 def test_cache_keys_are_content_based_and_type_exact():
     from engine import cachekeys
 
+    table = cachekeys.KeyTable()
+
     def key(*parts):
-        return cachekeys.digest(tuple(cachekeys.canonical(p) for p in parts))
+        return table.key(tuple(cachekeys.canonical(p) for p in parts))
 
     assert key("hello world") == key("".join(["hello ", "world"]))  # equal values, distinct objects
-    assert key(1) != key(1.0) != key(True) and key(1) != key("1")
+    assert len({key(1), key(1.0), key(True), key("1")}) == 4  # equal in Python, distinct inputs
+    assert key(0.0) != key(-0.0) and key(None) != key("None") and key((1, 2)) != key(1, 2)
     assert key([1, 2]) == key((1, 2)) and key({"a": 1, "b": 2}) == key({"b": 2, "a": 1})
     assert key({"a": 1}) != key([("a", 1)])
     assert cachekeys.is_changed_token(float("nan")) != cachekeys.is_changed_token(float("nan"))
+
+
+def test_key_table_forgets_unused_material_and_never_reuses_an_id():
+    from engine import cachekeys
+
+    forgotten: list[int] = []
+    table = cachekeys.KeyTable(generation=3, on_forget=forgotten.extend)
+    first = [table.key(("node", i)) for i in range(3)]  # fills a generation: it becomes the previous one
+    assert table.key(("node", 0)) == first[0]  # still known, and moved to the current generation
+    later = [table.key(("other", i)) for i in range(2)]  # the current generation fills: rotation
+    assert sorted(forgotten) == sorted(first[1:])  # unseen for a whole generation
+    assert table.key(("node", 1)) not in first + later  # forgotten material gets a fresh id
+    assert table.key(("node", 0)) == first[0]
+
+
+def test_the_cache_drops_entries_whose_keys_were_forgotten():
+    from engine import cachekeys
+
+    cache = OutputCache()
+    cache.keys = cachekeys.KeyTable(generation=2, on_forget=cache._forget)
+    old = cache.keys.key(("old",))
+    cache.put(old, [[1]], None)
+    for i in range(4):
+        cache.put(cache.keys.key(("new", i)), [[i]], None)
+    assert cache.get(old) is None and len(cache) < 5
+    assert cache.total_bytes == sum(entry.size for entry in cache._entries.values())
 
 
 def test_cache_none_frees_values_once_their_consumers_ran(tmp_path):
@@ -270,3 +299,21 @@ def test_cache_none_frees_values_once_their_consumers_ran(tmp_path):
         outcome, _ = run(runtime, prompt)
         outcomes.append(outcome.outputs["4"]["values"][0])
     assert outcomes == [True, False]  # freed early without a cache; kept (cached) with one
+
+
+def test_start_up_settles_the_garbage_collector():
+    import gc
+
+    from app.bootstrap import GC_YOUNG_THRESHOLD, settle_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        settle_garbage_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_freeze_count() > 0  # start-up objects are out of the collector's reach
+        gc.set_threshold(50_000, 5, 5)
+        settle_garbage_collector()  # never lowers a threshold someone raised on purpose
+        assert gc.get_threshold() == (50_000, 5, 5)
+    finally:
+        gc.set_threshold(*before)
