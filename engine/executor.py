@@ -436,26 +436,39 @@ class _PromptRun:
             self._progress_state(node.id, "finished", 1, 1)
         return True
 
+    def _servable(self, node: _Node) -> bool:
+        """Whether _resolve_cached could serve `node`: the cheap test that spares the call for
+        every node of a new graph."""
+        return node.entry is not None or node.key in self.local_by_key
+
     def _add(self, root: _Node) -> None:
         """Schedule `root` and the uncached sources it needs (iterative: deep chains are fine)."""
-        if root.outputs is not None or root.waiting is not None or self._resolve_cached(root):
+        if root.outputs is not None or root.waiting is not None:
+            return
+        if self._servable(root) and self._resolve_cached(root):
             return
         stack = [root]
+        wait_for = self._wait_for
         while stack:  # nodes pushed by _wait_for are known not to be cached
             node = stack.pop()
             if node.outputs is not None or node.waiting is not None:
                 continue
-            self._depend(node, node.strong_sources, stack)
+            waiting = wait_for(node, node.strong_sources, stack)
+            node.waiting = waiting
+            self.pending_count += 1
+            if waiting == 0:
+                (self.ready_outputs if node.target else self.ready).append(node)
 
     def _wait_for(self, node: _Node, sources: list[_Node], stack: list[_Node]) -> int:
-        """Register `node` as waiting on unresolved `sources` (pushed on `stack` to schedule)."""
+        """Register `node` as waiting on unresolved `sources`, each listed once (pushed on `stack`
+        to schedule)."""
         waiting = 0
-        if len(sources) > 1:
-            sources = list(dict.fromkeys(sources))  # a source linked twice is waited for once
+        local_by_key = self.local_by_key
         for source in sources:
             if source.outputs is not None:
                 continue
-            if source.waiting is None and self._resolve_cached(source):
+            if (source.waiting is None and (source.entry is not None or source.key in local_by_key)
+                    and self._resolve_cached(source)):  # the first test is _servable, inline
                 continue
             if source.waiters is None:
                 source.waiters = [node]
@@ -465,13 +478,6 @@ class _PromptRun:
             if source.waiting is None:
                 stack.append(source)
         return waiting
-
-    def _depend(self, node: _Node, sources: list[_Node], stack: list[_Node]) -> None:
-        waiting = self._wait_for(node, sources, stack)
-        node.waiting = waiting
-        self.pending_count += 1
-        if waiting == 0:
-            (self.ready_outputs if node.target else self.ready).append(node)
 
     def _complete(self, node: _Node, outputs: list[list[Any]]) -> None:
         node.outputs = outputs
@@ -639,13 +645,13 @@ class _PromptRun:
             for names in self._map(node, instance, "check_lazy_status", inputs, lazy=True):
                 if names:
                     requested.extend([names] if isinstance(names, str) else names)
-            sources = []
+            sources: list[_Node] = []
             for name in dict.fromkeys(requested):
                 value = links.get(name)
                 if type(value) is list:
                     source = self.nodes.get(value[0])
-                    if source is not None and source.outputs is None:
-                        sources.append(source)
+                    if source is not None and source.outputs is None and source not in sources:
+                        sources.append(source)  # two inputs linked to one source: waited for once
             if not sources:
                 return False
             stack: list[_Node] = []
@@ -789,6 +795,8 @@ class _PromptRun:
             value = returns[0]
             kind = type(value)
             if kind is tuple and len(value) == n_out:  # the common case: one call, a tuple
+                if n_out == 1:
+                    return [[value[0]]], None
                 return [[item] for item in value], None
             if kind is dict and n_out == 0 and "expand" not in value:  # an output node's ui dict
                 result = value.get("result", ())
@@ -796,7 +804,10 @@ class _PromptRun:
                     ui = value.get("ui")
                     if ui is None:
                         return [], None
-                    return [], {k: list(v) if isinstance(v, list) else v for k, v in ui.items()}
+                    merged: dict[str, Any] = {}
+                    for k, v in ui.items():
+                        merged[k] = list(v) if isinstance(v, list) else v
+                    return [], merged
         tuples: list[Any] = []
         uis: list[dict[str, Any]] = []
         for value in returns:

@@ -462,12 +462,15 @@ def _walk(outputs: list[str], checker: _Checker) -> tuple[dict[str, bool], list[
     errors = checker.errors
     deps = checker.deps
     check = checker.check
+    path: list[str] = []  # reused by every output's walk: wide graphs have thousands of outputs
+    pending: list[list[str] | tuple[()]] = []
+    positions: list[int] = []
     for output in outputs:
         if output in state:
             continue
-        path = [output]
-        pending = [check(output)]
-        positions = [0]
+        path.append(output)
+        pending.append(check(output))
+        positions.append(0)
         state[output] = _ON_PATH
         while path:
             sources = pending[-1]
