@@ -21,27 +21,15 @@ from engine.runtime import Services, set_default_services, using_services
 
 log = logging.getLogger(__name__)
 
-# Net container allocations between young-generation collections (CPython's default is 700).
-# Planning and running a prompt allocates ~10 containers per node that all stay alive until the
-# prompt ends, so at the default every object of a large prompt is scanned by several young and
-# middle collections, and the full collections those trigger rescan the whole live plan. With a
-# larger young generation the collector visits each of them about once; cycles still get
-# collected, only after more allocations (tensors are freed by reference counting, not by it).
-GC_YOUNG_THRESHOLD = 10_000
-
-
 def settle_garbage_collector() -> None:
-    """Tune the cyclic garbage collector for serving prompts, once start-up is over.
+    """Once start-up is over, freeze everything alive out of the cyclic collector's reach.
 
-    Everything alive after start-up (torch, transformers, node modules: hundreds of thousands of
-    objects) is frozen out of the collector's reach, so full collections during a prompt do not
-    rescan it, and the young generation is collected less often (GC_YOUNG_THRESHOLD). Together
-    they keep the engine's per-node cost flat on large prompts (bench/engine.py).
+    Start-up leaves hundreds of thousands of objects alive for good (torch, transformers, node
+    modules); frozen, full collections during a prompt no longer rescan them. (The engine keeps
+    its own per-prompt bookkeeping out of the collector's count: see executor._collector_allowance.)
     """
     gc.collect()
     gc.freeze()
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
 
 
 @dataclass

@@ -132,7 +132,7 @@ def measure(registry: NodeRegistry, services: Services, prompt: dict, repeat: in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--sizes", default="100,1000,5000")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

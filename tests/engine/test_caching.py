@@ -301,19 +301,40 @@ def test_cache_none_frees_values_once_their_consumers_ran(tmp_path):
     assert outcomes == [True, False]  # freed early without a cache; kept (cached) with one
 
 
-def test_start_up_settles_the_garbage_collector():
+def test_start_up_freezes_what_it_leaves_alive():
     import gc
 
-    from app.bootstrap import GC_YOUNG_THRESHOLD, settle_garbage_collector
+    from app.bootstrap import settle_garbage_collector
 
+    settle_garbage_collector()
+    assert gc.get_freeze_count() > 0  # out of the collector's reach: full collections skip them
+
+
+def test_a_prompt_raises_the_collector_threshold_only_while_it_runs(runtime):
+    import gc
+
+    seen: list[int] = []
+
+    class Threshold:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("INT",)}}
+
+        def run(self, value):
+            seen.append(gc.get_threshold()[0])
+            return (value,)
+
+    runtime.registry.register("Threshold", Threshold)
     before = gc.get_threshold()
-    try:
-        gc.set_threshold(700, 10, 10)
-        settle_garbage_collector()
-        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
-        assert gc.get_freeze_count() > 0  # start-up objects are out of the collector's reach
-        gc.set_threshold(50_000, 5, 5)
-        settle_garbage_collector()  # never lowers a threshold someone raised on purpose
-        assert gc.get_threshold() == (50_000, 5, 5)
-    finally:
-        gc.set_threshold(*before)
+    prompt = {str(i): node("Threshold", value=i) for i in range(40)}
+    prompt["out"] = node("TestOutput", value=["0", 0])
+    outcome, _ = run(runtime, prompt)
+    assert outcome.ok and seen
+    assert all(threshold > before[0] for threshold in seen)  # the engine's bookkeeping is allowed for
+    assert gc.get_threshold() == before  # and the allowance is given back, exactly
+    failing = {"1": node("TestRaise", value=1), "2": node("TestOutput", value=["1", 0])}
+    assert not run(runtime, failing)[0].ok
+    assert gc.get_threshold() == before  # also when a node fails
