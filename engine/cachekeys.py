@@ -46,14 +46,28 @@ def never_equal() -> tuple[str, bytes]:
     return ("unique", os.urandom(16))
 
 
-class KeyTable:
-    """Names canonical key material with small ints: exact, and cheap enough to run per node.
+def serialize(material: tuple[Any, ...], _dumps: Callable[[Any, int], bytes] = marshal.dumps) -> bytes:
+    """Canonical material (atoms, bytes and tuples only; see canonical) as exact bytes.
 
-    The material is serialised with marshal format 0, which is byte-for-byte deterministic for
-    equal values: it writes no back-references and no "interned" flags, and it keeps int,
-    float, bool and str apart (1, 1.0 and True are different keys, so are 0.0 and -0.0), which
-    tuple equality would not. Equal bytes get the same id, so there are no collisions to
-    reason about, and consumers' material holds a small int rather than a digest.
+    marshal format 0 is byte-for-byte deterministic for equal values: it writes no
+    back-references and no "interned" flags, and it keeps int, float, bool and str apart (1,
+    1.0 and True differ, so do 0.0 and -0.0), which tuple equality would not. The bytes are
+    also a node's fingerprint: no container for the garbage collector to scan, and
+    `deserialize` gives the material back to explain a re-run.
+    """
+    return _dumps(material, 0)
+
+
+def deserialize(data: bytes) -> Any:
+    """The material `serialize` wrote (only ever our own bytes, never input from outside)."""
+    return marshal.loads(data)
+
+
+class KeyTable:
+    """Names serialised key material with small ints: exact, and cheap enough to run per node.
+
+    Equal bytes get the same id, so there are no collisions to reason about, and consumers'
+    material holds a small int rather than a digest.
 
     Ids are never reused, so forgetting material is always safe: its next occurrence just gets
     a new id and misses the cache. The table keeps two generations of `generation` entries
@@ -70,9 +84,8 @@ class KeyTable:
         self._previous: dict[bytes, int] = {}
         self._ids = itertools.count(1)
 
-    def key(self, material: tuple[Any, ...], _dumps: Callable[[Any, int], bytes] = marshal.dumps) -> int:
-        """The id of `material` (atoms, bytes and tuples only; see canonical)."""
-        data = _dumps(material, 0)
+    def key(self, data: bytes) -> int:
+        """The id of serialised material (see serialize)."""
         found = self._current.get(data)
         if found is None:
             found = self._previous.pop(data, None)

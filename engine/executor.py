@@ -21,7 +21,7 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable
 
 from engine import cachekeys
 from engine.blocker import ExecutionBlocker
@@ -56,6 +56,7 @@ class ExecutionOutcome:
     status: str  # "success" | "error" | "interrupted"
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> merged ui dict
     messages: list[list[Any]] = field(default_factory=list)  # [[event, data], ...] as in history
+    # node id -> {"state", "reason"}; read-only: nodes with the same report may share one dict
     run_report: dict[str, dict[str, str]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     node_errors: dict[str, dict[str, Any]] = field(default_factory=dict)  # validation errors
@@ -64,20 +65,6 @@ class ExecutionOutcome:
     @property
     def ok(self) -> bool:
         return self.status == "success"
-
-
-class _Fingerprint(NamedTuple):
-    """What went into a node's key, kept per node id to explain the next run."""
-
-    class_type: str
-    key: int
-    is_changed: Any
-    tokens: tuple[tuple[str, Any], ...]  # (input name, constant or (source key, slot))
-
-
-def _fingerprint(class_type: str, key: int, is_changed: Any, tokens: tuple[tuple[str, Any], ...]) -> _Fingerprint:
-    """A _Fingerprint built without NamedTuple's keyword-handling __new__ (once per node)."""
-    return tuple.__new__(_Fingerprint, (class_type, key, is_changed, tokens))
 
 
 class _Stop(Exception):
@@ -109,7 +96,7 @@ class Executor:
         self.mutation_check = (bool(services.settings.get("debug_mutation_check", False))
                                if mutation_check is None else mutation_check)
         self._instances: OrderedDict[tuple[str, str], Any] = OrderedDict()
-        self._fingerprints: dict[str, _Fingerprint] = {}  # last fingerprint per node id
+        self._fingerprints: dict[str, bytes] = {}  # last fingerprint (serialised key material) per node id
         self._lock = threading.Lock()
 
     def execute(self, prompt: dict[str, Any], prompt_id: str, listener: ExecutionListener | None = None,
@@ -137,7 +124,7 @@ class Executor:
             self._instances.move_to_end(key)
         return instance
 
-    def _remember(self, fingerprints: dict[str, _Fingerprint]) -> None:
+    def _remember(self, fingerprints: dict[str, bytes]) -> None:
         """Record the fingerprints of the nodes a prompt ran or served, to explain the next run."""
         memory = self._fingerprints
         memory.update(fingerprints)
@@ -172,7 +159,7 @@ class _Node:
         self.sources: list[_Node] = []  # linked sources, each once
         self.strong_sources = self.sources  # the sources of its non-lazy inputs (all, usually)
         self.key = 0  # issued by the cache's KeyTable
-        self.fingerprint: _Fingerprint | None = None
+        self.fingerprint = b""  # its serialised key material: explains the next run
         self.target = False  # an output node this prompt asks for
         self.forced = False
         self.entry: CacheEntry | None = None  # its cache entry, pinned for this prompt
@@ -211,6 +198,7 @@ class _PromptRun:
         self.ready: list[_Node] = []
         self.ready_outputs: list[_Node] = []
         self.progress: dict[str, dict[str, Any]] = {}
+        self._shared_reports: dict[tuple[str, str], dict[str, str]] = {}
         self.active_progress: dict[str, dict[str, Any]] = {}
 
     # ---- events -------------------------------------------------------------------------
@@ -242,8 +230,17 @@ class _PromptRun:
             nodes[node_id] = entry
         self._emit("progress_state", {"prompt_id": self.prompt_id, "nodes": nodes})
 
+    def _shared_report(self, state: str, reason: str) -> dict[str, str]:
+        """One report dict per (state, reason) for this prompt: thousands of nodes share a
+        handful of reports, and a dict per node is memory the collector must scan."""
+        key = (state, reason)
+        report = self._shared_reports.get(key)
+        if report is None:
+            report = self._shared_reports[key] = {"state": state, "reason": reason}
+        return report
+
     def _report(self, node_id: str, state: str, reason: str) -> None:
-        self.outcome.run_report[node_id] = {"state": state, "reason": reason}
+        self.outcome.run_report[node_id] = self._shared_report(state, reason)
         if not self.quiet:
             self._emit("lg.node_report", {"prompt_id": self.prompt_id, "node": node_id, "state": state,
                                           "reason": reason})
@@ -315,7 +312,7 @@ class _PromptRun:
         memory traffic."""
         nodes, prompt = self.nodes, self.prompt
         atoms = cachekeys.ATOM_TYPES
-        name_key, lookup = self.cache.keys.key, self.cache.get
+        serialize, name_key, lookup = cachekeys.serialize, self.cache.keys.key, self.cache.get
         force_all, force_nodes = self.force_all, self.force_nodes
         cached: list[str] = []
         for node_id in order:
@@ -353,9 +350,10 @@ class _PromptRun:
             tokens = tuple(parts)
             changed = self._is_changed(node_id, definition, inputs) if definition.is_changed else None
             ident = node_id if (definition.not_idempotent or definition.has_unique_id) else None
-            key = name_key((definition.name, ident, changed, tokens))
+            material = serialize((definition.name, ident, changed, tokens))
+            key = name_key(material)
             node.key = key
-            node.fingerprint = _fingerprint(definition.name, key, changed, tokens)
+            node.fingerprint = material
             nodes[node_id] = node
             if force_all or (force_nodes and (node_id in force_nodes
                                               or any(source.forced for source in sources))):
@@ -391,32 +389,31 @@ class _PromptRun:
         if node.forced:
             return "forced"
         now = node.fingerprint
-        assert now is not None
         before = self.executor._fingerprints.get(node.id)
-        if before is None or before.class_type != now.class_type:
+        if before is None:
             return "new"
-        if before.is_changed != now.is_changed:
+        if before == now:
+            return "evicted from cache" if self.cache.enabled else "cache disabled"
+        before_class, _, before_changed, before_tokens = cachekeys.deserialize(before)
+        now_class, _, now_changed, now_tokens = cachekeys.deserialize(now)
+        if before_class != now_class:
+            return "new"
+        if before_changed != now_changed:
             return "IS_CHANGED changed"
-        now_tokens, before_tokens = dict(now.tokens), dict(before.tokens)
-        changed = [name for name in dict.fromkeys([*now_tokens, *before_tokens])
-                   if now_tokens.get(name, _MISSING) != before_tokens.get(name, _MISSING)]
+        now_inputs, before_inputs = dict(now_tokens), dict(before_tokens)
+        changed = [name for name in dict.fromkeys([*now_inputs, *before_inputs])
+                   if now_inputs.get(name, _MISSING) != before_inputs.get(name, _MISSING)]
         if changed:
             return f"input {', '.join(changed)} changed"
-        if not self.cache.enabled:
-            return "cache disabled"
-        if before.key == now.key:
-            return "evicted from cache"
-        return "changed"
+        return "changed" if self.cache.enabled else "cache disabled"
 
     def _finish_report(self) -> None:
         report = self.outcome.run_report
         for node in self.nodes.values():
             if node.id in report:
                 continue
-            if node.entry is None:
-                report[node.id] = {"state": "skipped", "reason": "not needed"}
-            else:
-                report[node.id] = {"state": "cached", "reason": "cached"}
+            report[node.id] = (self._shared_report("skipped", "not needed") if node.entry is None
+                               else self._shared_report("cached", "cached"))
 
     # ---- scheduling ---------------------------------------------------------------------
     def _resolve_cached(self, node: _Node, in_prompt_only: bool = False) -> bool:
@@ -633,7 +630,7 @@ class _PromptRun:
             local_by_key[key] = self.cache.put(key, outputs, ui)
         outcome = self.outcome
         outcome.executed.append(node_id)
-        outcome.run_report[node_id] = {"state": "ran", "reason": reason}
+        outcome.run_report[node_id] = self._shared_report("ran", reason)
         if ui:
             outcome.outputs[node_id] = ui
         if not quiet:

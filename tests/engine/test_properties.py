@@ -60,4 +60,4 @@ def test_random_graphs_compute_correctly_and_renumbering_keeps_the_cache(tmp_pat
     assert second.outputs == {mapping[k]: v for k, v in expected.items()}
     # each distinct computation ran once in the first prompt (identical subgraphs deduplicated)
     assert sum(r["state"] == "ran" for r in first.run_report.values()) == len(
-        {runtime.executor._fingerprints[n].key for n in first.run_report if first.run_report[n]["state"] != "skipped"})
+        {runtime.executor._fingerprints[n] for n in first.run_report if first.run_report[n]["state"] != "skipped"})
