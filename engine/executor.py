@@ -95,7 +95,7 @@ class Executor:
         self.services = services
         self.mutation_check = (bool(services.settings.get("debug_mutation_check", False))
                                if mutation_check is None else mutation_check)
-        self._instances: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._instances: OrderedDict[str, Any] = OrderedDict()  # node id -> instance, least recent first
         self._fingerprints: dict[str, bytes] = {}  # last fingerprint (serialised key material) per node id
         self._lock = threading.Lock()
 
@@ -112,16 +112,17 @@ class Executor:
 
     # ---- state shared across prompts ----------------------------------------------------
     def _instance(self, node_id: str, definition: NodeDefinition) -> Any:
-        """The node's instance, reused per (node id, class) as ComfyUI does (nodes may keep state)."""
-        key = (node_id, definition.name)
-        instance = self._instances.get(key)
+        """The node's instance, reused per node id while its class stays the same, as ComfyUI
+        does (nodes may keep state)."""
+        instances = self._instances
+        instance = instances.get(node_id)
         if instance is None or type(instance) is not definition.node_class:
             instance = definition.node_class()
-            self._instances[key] = instance
-            if len(self._instances) > _INSTANCE_CACHE_SIZE:
-                self._instances.popitem(last=False)
+            instances[node_id] = instance
+            if len(instances) > _INSTANCE_CACHE_SIZE:
+                instances.popitem(last=False)
         else:
-            self._instances.move_to_end(key)
+            instances.move_to_end(node_id)
         return instance
 
     def _remember(self, fingerprints: dict[str, bytes]) -> None:

@@ -451,16 +451,16 @@ def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str
 def _walk(outputs: list[str], checker: _Checker) -> tuple[dict[str, bool], list[str], list[list[str]]]:
     """Iterative post-order DFS from the outputs: validity, topological order and cycles.
 
-    One dict holds each node's state: absent (not reached), _ON_PATH (on the DFS path) or its
-    validity once finished. The path is three parallel lists (node, its sources, next source to
-    visit) rather than a list of (node, iterator) pairs, so visiting a node allocates nothing.
+    One dict holds each node's state: absent (not reached), _ON_PATH (on the DFS path) or True
+    once finished. The path is three parallel lists (node, its sources, next source to visit)
+    rather than a list of (node, iterator) pairs, so visiting a node allocates nothing. With no
+    errors and no cycles (the usual prompt) every finished node is valid and that state is the
+    answer; otherwise _validity works it out along the order.
     """
     state: dict[str, Any] = {}
     order: list[str] = []
     cycles: list[list[str]] = []
     in_cycle: set[str] = set()
-    errors = checker.errors
-    deps = checker.deps
     check = checker.check
     path: list[str] = []  # reused by every output's walk: wide graphs have thousands of outputs
     pending: list[list[str] | tuple[()]] = []
@@ -495,15 +495,27 @@ def _walk(outputs: list[str], checker: _Checker) -> tuple[dict[str, bool], list[
                 node_id = path.pop()
                 pending.pop()
                 positions.pop()
-                ok = node_id not in errors and node_id not in in_cycle
-                if ok:
-                    for source in deps[node_id]:
-                        if state[source] is not True:
-                            ok = False
-                            break
-                state[node_id] = ok
+                state[node_id] = True
                 order.append(node_id)
+    if checker.errors or in_cycle:
+        return _validity(order, checker, in_cycle), order, cycles
     return state, order, cycles
+
+
+def _validity(order: list[str], checker: _Checker, in_cycle: set[str]) -> dict[str, bool]:
+    """Each node's validity: no errors of its own, not on a cycle, and every source valid.
+    `order` lists sources first, except along a cycle, whose nodes are invalid anyway."""
+    errors, deps = checker.errors, checker.deps
+    valid: dict[str, bool] = {}
+    for node_id in order:
+        ok = node_id not in errors and node_id not in in_cycle
+        if ok:
+            for source in deps[node_id]:
+                if valid.get(source) is not True:
+                    ok = False
+                    break
+        valid[node_id] = ok
+    return valid
 
 
 def _failing_ancestors(output: str, checker: _Checker) -> list[str]:
