@@ -45,7 +45,7 @@ OUT_OF_MEMORY_ADVICE = (
     "--vram-budget), decode with VAE Decode (Tiled), or free memory (unload models) and run again.")
 _PROGRESS_STATE_FULL_LIMIT = 256  # ComfyUI sends every non-pending node; beyond this we do not
 # Container objects the engine keeps alive per node while a prompt runs (records, links, keys,
-# results, reports: ~16 measured), with room to spare; see _collector_allowance.
+# results: 10-20 measured), with room to spare; see _collector_allowance.
 _GC_ALLOWANCE_PER_NODE = 32
 _GC_THRESHOLD_LOCK = threading.Lock()  # threshold changes are read-modify-write
 
@@ -938,7 +938,7 @@ def _collector_allowance(extra: int):
     """Raise the young-generation threshold of the cyclic GC by `extra` while a prompt runs.
 
     The collector runs when net container allocations pass a threshold (700 by default). A
-    prompt's own bookkeeping is ~16 containers per node, alive until the prompt ends and then
+    prompt's own bookkeeping is 10-20 containers per node, alive until the prompt ends and then
     freed by reference counting, so counting them only makes the collector scan them, again and
     again on large graphs. The allowance leaves them out (14-21% of the per-node cost at 1000
     to 5000 nodes in bench/engine.py); what the nodes themselves allocate still triggers
