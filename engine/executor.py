@@ -624,7 +624,7 @@ class _PromptRun:
             raise
         except BaseException as exc:  # even SystemExit from a node must not end the process
             self._fail(node_id, exc, inputs if args is None else self._gather(node))
-        if _has_blocker(outputs):
+        if outputs and _has_blocker(outputs):
             self.cache.discard(key)  # blocked results depend on run-time decisions, not on the key
             local_by_key[key] = CacheEntry(outputs, ui, 0)
         else:

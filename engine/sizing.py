@@ -88,8 +88,14 @@ def _dict_nbytes(value: dict, seen: set[int]) -> int:
     seen.add(id(value))
     total = 64 + 8 * len(value)
     for key, item in value.items():
-        # string keys (ui dicts) are sized inline, as value_nbytes would
-        total += (sys.getsizeof(key) if type(key) is str else value_nbytes(key, seen)) + value_nbytes(item, seen)
+        # string keys and lists of plain values (ui dicts) are sized inline, as value_nbytes would
+        total += sys.getsizeof(key) if type(key) is str else value_nbytes(key, seen)
+        if type(item) is list:
+            total += 56 + 8 * len(item)
+            for element in item:
+                total += _ATOM_BYTES if type(element) in _ATOM_TYPES else value_nbytes(element, seen)
+        else:
+            total += value_nbytes(item, seen)
     return total
 
 

@@ -400,7 +400,9 @@ def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str
             except NodeRegistrationError as exc:
                 return _fail("invalid_prompt", f"Cannot execute because node {class_type} failed to load.",
                              f"Node ID '#{node_id}': {exc}")
-        inputs = node.get("inputs", {})
+        inputs = node.get("inputs", _MISSING)
+        if inputs is _MISSING:
+            inputs = {}  # a fresh dict per node, and none allocated for the usual node that has inputs
         if not isinstance(inputs, dict):
             return _fail("invalid_prompt", "Cannot execute because a node's inputs are not an object.",
                          f"Node ID '#{node_id}'")

@@ -196,6 +196,18 @@ def test_output_sizing_fast_path_matches_the_general_sizer():
         assert outputs_nbytes(outputs) == value_nbytes(outputs), outputs
 
 
+def test_dict_sizing_inlines_lists_of_plain_values_without_changing_the_figure():
+    import sys
+
+    tensor = torch.zeros(10, 10, dtype=torch.float32)
+    cases = [{"value": [1, 2.5, "x", None, True]}, {"images": [{"filename": "a.png", "type": "output"}]},
+             {"a": [tensor, tensor]}, {"k": (1, 2)}, {1: [1]}, {"nested": [[1, 2], [tensor]]}, {}]
+    for case in cases:
+        by_item = 64 + 8 * len(case) + sum(
+            (sys.getsizeof(k) if type(k) is str else value_nbytes(k)) + value_nbytes(v) for k, v in case.items())
+        assert value_nbytes(case) == by_item, case
+
+
 def test_mutation_check_catches_a_node_changing_its_input(tmp_path):
     runtime = make_runtime(tmp_path, debug_mutation_check=True)
     prompt = {"1": node("TestImage", width=2, height=2, value=0.5), "2": node("TestMutateImage", image=["1", 0]),
