@@ -11,9 +11,10 @@ must never be mutated in place; clone it first. `--debug-mutation-check` catches
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from engine.cachekeys import KeyTable
 from engine.sizing import outputs_nbytes, value_nbytes
@@ -24,6 +25,18 @@ class CacheEntry:
     outputs: list[list[Any]]  # one list of values per output slot (ComfyUI list semantics)
     ui: dict[str, Any] | None
     size: int
+
+
+def _forget_in(cache_ref: weakref.ref[OutputCache]) -> Callable[[Iterable[int]], None]:
+    """The key table's callback into its cache, through a weak reference: a bound method would
+    make cache and table a reference cycle, so a dropped cache (and every value in it) would
+    wait for the cyclic garbage collector instead of being freed at once."""
+    def forget(keys: Iterable[int]) -> None:
+        cache = cache_ref()
+        if cache is not None:
+            cache._forget(keys)
+
+    return forget
 
 
 class OutputCache:
@@ -39,7 +52,7 @@ class OutputCache:
         self._entries: OrderedDict[int, CacheEntry] = OrderedDict()
         self._total = 0
         self._lock = threading.Lock()
-        self.keys = KeyTable(on_forget=self._forget)
+        self.keys = KeyTable(on_forget=_forget_in(weakref.ref(self)))
         self.hits = 0
         self.misses = 0
         self.evictions = 0

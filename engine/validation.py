@@ -131,9 +131,9 @@ def _plain_node(node: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
 class _Checker:
     """Checks nodes one at a time, recording each node's errors and the nodes it links to.
 
-    `check` is the fast path unless `fast=False`: it settles the common inputs (a plain int for
-    an INT, a well-formed link of the expected type) inline and hands everything else, and every
-    node with a VALIDATE_INPUTS, to the general path. The general path (`_check_general`) is the
+    `_check_fast` (used unless `fast=False`) settles the common inputs (a plain int for an INT, a
+    well-formed link of the expected type) inline and hands everything else, and every node
+    with a VALIDATE_INPUTS, to the general path. The general path (`_check_general`) is the
     specification; tests run both over tricky prompts and compare the results.
     """
 
@@ -145,7 +145,10 @@ class _Checker:
         self.deps: dict[str, list[str] | tuple[()]] = {}
         self._owned: set[str] = set()  # nodes whose dict (and inputs dict) is already a private copy
         self._scratch: list[dict[str, Any]] = []  # errors of the node being checked, while empty
-        self.check = self._check_fast if fast else self._check_general
+        # which check _walk uses; not a bound method kept on self: that would be a reference cycle,
+        # and the checker with its per-node lists would wait for the cyclic GC instead of dying
+        # when validation returns
+        self.fast = fast
 
     def _set_input(self, node_id: str, name: str, value: Any) -> None:
         """Write a normalised value without touching the caller's prompt (copy on first write)."""
@@ -463,7 +466,7 @@ def _walk(outputs: list[str], checker: _Checker) -> tuple[dict[str, bool], list[
     order: list[str] = []
     cycles: list[list[str]] = []
     in_cycle: set[str] = set()
-    check = checker.check
+    check = checker._check_fast if checker.fast else checker._check_general
     path: list[str] = []  # reused by every output's walk: wide graphs have thousands of outputs
     pending: list[list[str] | tuple[()]] = []
     positions: list[int] = []

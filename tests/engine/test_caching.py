@@ -266,13 +266,33 @@ def test_the_cache_drops_entries_whose_keys_were_forgotten():
     from engine import cachekeys
 
     cache = OutputCache()
-    cache.keys = cachekeys.KeyTable(generation=2, on_forget=cache._forget)
+    cache.keys.generation = 2
     old = cache.keys.key(cachekeys.serialize(("old",)))
     cache.put(old, [[1]], None)
     for i in range(4):
         cache.put(cache.keys.key(cachekeys.serialize(("new", i))), [[i]], None)
     assert cache.get(old) is None and len(cache) < 5
     assert cache.total_bytes == sum(entry.size for entry in cache._entries.values())
+
+
+def test_a_dropped_cache_frees_its_values_without_the_garbage_collector():
+    import gc
+    import weakref
+
+    class Value:
+        pass
+
+    cache = OutputCache()
+    value = Value()
+    cache.put(cache.keys.key(b"material"), [[value]], None)
+    alive = weakref.ref(value)
+    del value
+    gc.disable()
+    try:
+        del cache
+        assert alive() is None  # freed by reference counting: no cycle held it
+    finally:
+        gc.enable()
 
 
 def test_cache_none_frees_values_once_their_consumers_ran(tmp_path):
