@@ -13,18 +13,25 @@ Measured (2-core x86_64 AMD EPYC VM, 1 MB L2 per core, whose speed swings up to 
 host; Python 3.11.7; quote figures only with the calibration line beside them). Cold us/node:
     chain 100 / 1000 / 5000: 9.3 / 9.7 / 13.6 (first engine) -> 7.8 / 9.0 / 12.2 (single-value
     call fast path) -> 7.8 / 8.0 / 11.1 (validation fast path + one record per node)
-    -> 5.8-5.9 / 5.9-6.0 / 7.5-8.8 (this version, best of 9, calibration 9.3-9.7 us)
+    -> 5.8-5.9 / 5.6-5.8 / 6.8-7.5 (this version, best of 9, calibration 9.4-9.6 us)
     wide  100 / 1000 / 5000: 10.3 / 11.2 / 16.7 -> 8.7 / 10.1 / 16.3 -> 8.7 / 9.2 / 12.2
-    -> 6.7-6.8 / 7.1-7.6 / 9.0-9.95 (this version; 11.3 in one run at a slower moment)
-Fully cached re-run of a 10-node graph: 0.054 ms. This version: cache keys are small ints from an
-exact key table instead of a per-node blake2b digest; a prompt's bookkeeping is kept out of the
-cyclic GC's count while it runs (it was re-scanned by every collection: 1-3 us/node at 5000, and
-superlinear beyond: 17.4 us/node at 20000); fingerprints are bytes and reports shared, so fewer
-objects outlive the prompt (~5 per node, down from ~11). Per-node cost is now flat beyond 5000
-nodes (chain 7.8 / 9.2 / 9.0, wide 11.3 / 11.1 / 11.1 at 5000 / 10000 / 20000 in one run): the
-total grows linearly. The step from 100 to 5000 nodes (1.3-1.5x) is the memory hierarchy: each
-node keeps ~1.2 KB of records, links, results and cache entries, so beyond ~1000 nodes the
-working set leaves the L2 cache and every phase pays for it.
+    -> 6.6-6.7 / 6.4-6.6 / 8.1-8.9 (this version)
+Fully cached re-run of a 10-node graph: 0.055 ms. What this version changed:
+- cache keys are small ints from an exact key table (marshal bytes -> id) instead of a per-node
+  blake2b digest, and a node's fingerprint is those bytes (nothing for the GC to scan);
+- a prompt's own bookkeeping is kept out of the cyclic GC's count while it runs: it was scanned
+  by every young collection, and by the full ones it triggered (1-3 us/node at 5000 nodes, and
+  superlinear beyond: 17.4 us/node at 20000 nodes at the start of this session);
+- no reference cycles: validation's checker kept a bound method on itself, and the key table
+  called back into its cache through one, so each prompt left its checker, and each dropped
+  cache all its entries, for the collector to find (it did, inside the next timed run);
+- fewer objects outlive a prompt (~5 per node, down from ~11): shared report dicts, no
+  fingerprint tuples.
+Beyond the goal's sizes the per-node cost keeps rising slowly (chain 7.0 / 7.9 / 9.3, wide
+8.9 / 10.1 / 10.8 at 5000 / 10000 / 20000 nodes in one run): no step is superlinear (one GC
+collection per prompt, ~0.2-0.3 us/node), it is the memory hierarchy. Each node keeps ~1.2 KB
+of records, links, results and cache entries, so past ~1000 nodes the working set leaves the
+L2 cache, and past ~20000 it competes for the shared L3; every phase pays for that.
 
 Usage: .venv/bin/python bench/engine.py [--repeat N] [--sizes 100,1000,5000]
 """
