@@ -171,6 +171,10 @@ class ModelHandle:
     def cache_size_bytes(self) -> int:
         return self.manager.size_of(self._shared.unet)
 
+    def cache_shared_parts(self) -> tuple[tuple[_SharedUNet, int], ...]:
+        """The network all clones of this handle share: the output cache counts it once."""
+        return ((self._shared, self.manager.size_of(self._shared.unet)),)
+
     # running ------------------------------------------------------------------------------------
     def prepare(self) -> UNetModel:
         """Place the network on the compute device with this handle's patches merged."""

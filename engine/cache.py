@@ -1,7 +1,8 @@
 """The output cache: node results keyed by structural signature, kept across prompts.
 
 Entries are evicted least-recently-used first when their total byte size exceeds the RAM
-budget. A disabled cache (--cache-none) stores nothing; the executor still keeps each prompt's
+budget. What several entries hold (a tensor storage, a model, the network behind clones of a
+model handle: see engine.sizing) counts once, for as long as any entry holds it. A disabled cache (--cache-none) stores nothing; the executor still keeps each prompt's
 own results alive while that prompt runs, so a prompt never depends on what the cache keeps.
 
 Rule for node authors: a value taken from the cache (any input a node receives) is shared and
@@ -14,17 +15,23 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 from engine.cachekeys import KeyTable
-from engine.sizing import outputs_nbytes, value_nbytes
+from engine.sizing import Seen, outputs_nbytes, value_nbytes
 
 
 @dataclass(slots=True)
 class CacheEntry:
     outputs: list[list[Any]]  # one list of values per output slot (ComfyUI list semantics)
     ui: dict[str, Any] | None
-    size: int
+    own_bytes: int  # its containers and plain values: held by no other entry
+    parts: dict[Hashable, int] | None = None  # what other entries may hold too, with its bytes
+
+    @property
+    def size(self) -> int:
+        """Its bytes, as if it were the only entry."""
+        return self.own_bytes + (sum(self.parts.values()) if self.parts else 0)
 
 
 def _forget_in(cache_ref: weakref.ref[OutputCache]) -> Callable[[Iterable[int]], None]:
@@ -51,6 +58,7 @@ class OutputCache:
         self.enabled = enabled
         self._entries: OrderedDict[int, CacheEntry] = OrderedDict()
         self._total = 0
+        self._parts: dict[Hashable, list[int]] = {}  # part key -> [entries holding it, bytes]
         self._lock = threading.Lock()
         self.keys = KeyTable(on_forget=_forget_in(weakref.ref(self)))
         self.hits = 0
@@ -76,23 +84,53 @@ class OutputCache:
 
     def put(self, key: int, outputs: list[list[Any]], ui: dict[str, Any] | None) -> CacheEntry:
         """Store a node's result; evicts older entries to stay under the budget."""
-        size = outputs_nbytes(outputs) + (value_nbytes(ui) if ui else 0)
-        entry = CacheEntry(outputs, ui, size)
+        seen: Seen = {}
+        size = outputs_nbytes(outputs, seen) + (value_nbytes(ui, seen) if ui else 0)
+        if seen and max(seen.values()):  # it holds tensors or models, which other entries may share
+            parts = {part: nbytes for part, nbytes in seen.items() if nbytes}
+            entry = CacheEntry(outputs, ui, size - sum(parts.values()), parts)
+        else:
+            entry = CacheEntry(outputs, ui, size)
         if not self.enabled:
             return entry
         budget = self.budget_bytes
-        if budget is not None and size > budget:
+        if budget is not None and entry.size > budget:
             return entry  # larger than the whole budget: caching it would only evict everything
         with self._lock:
             entries = self._entries
             previous = entries.pop(key, None)
             if previous is not None:
-                self._total -= previous.size
+                self._release(previous)
             entries[key] = entry
-            self._total += size
+            self._hold(entry)
             if budget is not None and self._total > budget:
                 self._evict_locked()
         return entry
+
+    def _hold(self, entry: CacheEntry) -> None:
+        """Count a new entry: its own bytes, and each part no other entry holds yet."""
+        self._total += entry.own_bytes
+        if entry.parts:
+            held = self._parts
+            for part, nbytes in entry.parts.items():
+                record = held.get(part)
+                if record is None:
+                    held[part] = [1, nbytes]
+                    self._total += nbytes
+                else:
+                    record[0] += 1
+
+    def _release(self, entry: CacheEntry) -> None:
+        """Uncount a removed entry: its own bytes, and each part it was the last to hold."""
+        self._total -= entry.own_bytes
+        if entry.parts:
+            held = self._parts
+            for part in entry.parts:
+                record = held[part]
+                record[0] -= 1
+                if record[0] == 0:
+                    del held[part]
+                    self._total -= record[1]
 
     def _forget(self, keys: Iterable[int]) -> None:
         """The key table forgot these keys: nobody can look their entries up any more."""
@@ -101,14 +139,14 @@ class OutputCache:
             for key in keys:
                 entry = entries.pop(key, None)
                 if entry is not None:
-                    self._total -= entry.size
+                    self._release(entry)
 
     def _evict_locked(self) -> None:
         if self.budget_bytes is None:
             return
         while self._total > self.budget_bytes and self._entries:
             _, old = self._entries.popitem(last=False)
-            self._total -= old.size
+            self._release(old)
             self.evictions += 1
 
     def discard(self, key: int) -> None:
@@ -116,7 +154,7 @@ class OutputCache:
         with self._lock:
             entry = self._entries.pop(key, None)
             if entry is not None:
-                self._total -= entry.size
+                self._release(entry)
 
     def set_budget(self, budget_bytes: int | None) -> None:
         with self._lock:
@@ -126,6 +164,7 @@ class OutputCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._parts.clear()
             self._total = 0
 
     @property

@@ -112,6 +112,10 @@ class CLIP:
     def cache_size_bytes(self) -> int:
         return sum(encoder.size_bytes() for encoder in self.encoders.values())
 
+    def cache_shared_parts(self) -> list[tuple[TextEncoder, int]]:
+        """The encoders, which clones (CLIPSetLastLayer) share: the output cache counts each once."""
+        return [(encoder, encoder.size_bytes()) for encoder in self.encoders.values()]
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{e.slot.name} w{e.width}×{e.arch.layers}" for e in self.encoders.values())
         return f"CLIP({self.family}: {parts}, layer={self.layer_idx})"

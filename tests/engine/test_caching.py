@@ -208,6 +208,60 @@ def test_dict_sizing_inlines_lists_of_plain_values_without_changing_the_figure()
         assert value_nbytes(case) == by_item, case
 
 
+def test_what_several_entries_hold_counts_once_while_any_holds_it():
+    class Network:
+        pass
+
+    class Handle:  # like ModelHandle: clones share one network
+        def __init__(self, network):
+            self.network = network
+
+        def cache_size_bytes(self):
+            return 1000 + 10  # the network, and a little of its own
+
+        def cache_shared_parts(self):
+            return [(self.network, 1000)]
+
+    network = Network()
+    base, clone = Handle(network), Handle(network)
+    tensor = torch.zeros(100, dtype=torch.float32)  # a 400-byte storage
+    cache = OutputCache()
+    first = cache.put(1, [[base], [tensor]], None)
+    alone = cache.total_bytes
+    assert first.size == alone and alone >= 1010 + 400
+    second = cache.put(2, [[clone], [tensor[:50]]], None)  # same network, a view of the same storage
+    assert second.size >= 1010 + 400  # sized alone, it holds both
+    assert cache.total_bytes == alone + second.own_bytes + 10  # but the cache counts them once
+    third = cache.put(3, [[base]], None)  # the very same object again
+    assert cache.total_bytes == alone + second.own_bytes + 10 + third.own_bytes
+    cache.discard(1)
+    cache.discard(3)
+    assert cache.total_bytes == second.size  # the last holder still counts the shared parts
+    cache.discard(2)
+    assert cache.total_bytes == 0
+
+
+def test_eviction_under_the_budget_frees_shared_parts_with_their_last_holder():
+    class Model:
+        def __init__(self, network):
+            self.network = network
+
+        def cache_size_bytes(self):
+            return 5000
+
+        def cache_shared_parts(self):
+            return [(self.network, 5000)]
+
+    network = object()
+    cache = OutputCache(budget_bytes=6000)
+    cache.put(1, [[Model(network)]], None)
+    cache.put(2, [[Model(network)]], None)  # a clone: fits, since the network counts once
+    assert len(cache) == 2 and cache.total_bytes < 6000
+    cache.put(3, [[Model(object())]], None)  # another network: the oldest entries make room
+    assert cache.get(3) is not None and cache.get(1) is None and cache.get(2) is None
+    assert cache.total_bytes == cache.get(3).size
+
+
 def test_mutation_check_catches_a_node_changing_its_input(tmp_path):
     runtime = make_runtime(tmp_path, debug_mutation_check=True)
     prompt = {"1": node("TestImage", width=2, height=2, value=0.5), "2": node("TestMutateImage", image=["1", 0]),

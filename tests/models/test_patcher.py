@@ -7,6 +7,7 @@ import torch
 from diffusion.checkpoint import load_checkpoint
 from diffusion.models.blocks import timestep_embedding
 from diffusion.patcher import SamplingConfig
+from engine.sizing import value_nbytes
 
 
 def _inputs(context_dim=32, seed=0):
@@ -27,6 +28,8 @@ def test_clone_shares_the_network_and_copies_settings(tiny_checkpoint, cpu_manag
     assert model.sampling_config == SamplingConfig()  # the original is untouched
     assert twin.sampling_config.prediction == "v_prediction"
     assert twin.cache_size_bytes() == model.cache_size_bytes() > 0
+    # the output cache counts the network once for both handles
+    assert value_nbytes([model, twin]) < model.cache_size_bytes() + 200
 
 
 def test_patches_apply_to_the_clone_only_and_restore_exactly(tiny_checkpoint, cpu_manager):

@@ -6,6 +6,7 @@ import torch
 from diffusion.text.arch import TextEncoderError
 from diffusion.text.loader import load_clip, load_clip_from_state_dicts
 from diffusion.text.tiny import tiny_text_arch_overrides, tiny_text_encoder_state_dict
+from engine.sizing import value_nbytes
 
 WIDTH = {"sd1": 32, "sd2": 32, "sdxl": 96, "sdxl-refiner": 64}
 POOLED = {"sd1": 32, "sd2": 32, "sdxl": 64, "sdxl-refiner": 64}
@@ -107,6 +108,9 @@ def test_model_manager_places_and_accounts_the_encoders():
     names = {info.name for info in manager.loaded_models()}
     assert {"text encoder clip_l", "text encoder clip_g"} <= names
     assert clip.cache_size_bytes() == sum(info.size_bytes for info in manager.loaded_models() if info.name.startswith("text encoder"))
+    skipped = clip.clone()
+    skipped.set_last_layer(-2)  # CLIPSetLastLayer: a clone sharing the encoders, counted once
+    assert value_nbytes([clip, skipped]) < clip.cache_size_bytes() + 200
 
 
 def test_scheduled_encode_returns_conditioning():
