@@ -2,8 +2,9 @@
 
 Entries are evicted least-recently-used first when their total byte size exceeds the RAM
 budget. What several entries hold (a tensor storage, a model, the network behind clones of a
-model handle: see engine.sizing) counts once, for as long as any entry holds it. A disabled cache (--cache-none) stores nothing; the executor still keeps each prompt's
-own results alive while that prompt runs, so a prompt never depends on what the cache keeps.
+model handle: see engine.sizing) counts once, for as long as any entry holds it. A disabled
+cache (--cache-none) stores nothing; the executor still keeps each prompt's own results alive
+while that prompt runs, so a prompt never depends on what the cache keeps.
 
 Rule for node authors: a value taken from the cache (any input a node receives) is shared and
 must never be mutated in place; clone it first. `--debug-mutation-check` catches violations.

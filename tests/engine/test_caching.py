@@ -204,7 +204,8 @@ def test_dict_sizing_inlines_lists_of_plain_values_without_changing_the_figure()
              {"a": [tensor, tensor]}, {"k": (1, 2)}, {1: [1]}, {"nested": [[1, 2], [tensor]]}, {}]
     for case in cases:
         by_item = 64 + 8 * len(case) + sum(
-            (sys.getsizeof(k) if type(k) is str else value_nbytes(k)) + value_nbytes(v) for k, v in case.items())
+            (sys.getsizeof(k) if type(k) is str else value_nbytes(k)) + value_nbytes(v)
+            for k, v in case.items())
         assert value_nbytes(case) == by_item, case
 
 
