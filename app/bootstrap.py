@@ -21,6 +21,7 @@ from engine.runtime import Services, set_default_services, using_services
 
 log = logging.getLogger(__name__)
 
+
 def settle_garbage_collector() -> None:
     """Once start-up is over, freeze everything alive out of the cyclic collector's reach.
 
