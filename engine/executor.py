@@ -410,6 +410,8 @@ class _PromptRun:
 
     def _finish_report(self) -> None:
         report = self.outcome.run_report
+        if len(report) == len(self.nodes):
+            return  # every node ran or was served: nothing left to explain
         for node in self.nodes.values():
             if node.id in report:
                 continue

@@ -432,7 +432,7 @@ def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str
         for node_id in cycle:
             checker.errors.setdefault(node_id, []).append(
                 _error("dependency_cycle", "Dependency cycle detected", details, {"cycle": list(cycle)}))
-    good_outputs = [o for o in outputs if valid.get(o)]
+    good_outputs = [o for o in outputs if valid.get(o)] if checker.errors else outputs  # cycles are errors
     node_errors: dict[str, dict[str, Any]] = {}
     if len(good_outputs) < len(outputs):
         for output in outputs:
