@@ -103,23 +103,23 @@ class OutputCache:
             if previous is not None:
                 self._release(previous)
             entries[key] = entry
-            self._hold(entry)
+            self._total += entry.own_bytes
+            if entry.parts:
+                self._hold(entry.parts)
             if budget is not None and self._total > budget:
                 self._evict_locked()
         return entry
 
-    def _hold(self, entry: CacheEntry) -> None:
-        """Count a new entry: its own bytes, and each part no other entry holds yet."""
-        self._total += entry.own_bytes
-        if entry.parts:
-            held = self._parts
-            for part, nbytes in entry.parts.items():
-                record = held.get(part)
-                if record is None:
-                    held[part] = [1, nbytes]
-                    self._total += nbytes
-                else:
-                    record[0] += 1
+    def _hold(self, parts: dict[Hashable, int]) -> None:
+        """Count a new entry's parts: the bytes of each that no other entry holds yet."""
+        held = self._parts
+        for part, nbytes in parts.items():
+            record = held.get(part)
+            if record is None:
+                held[part] = [1, nbytes]
+                self._total += nbytes
+            else:
+                record[0] += 1
 
     def _release(self, entry: CacheEntry) -> None:
         """Uncount a removed entry: its own bytes, and each part it was the last to hold."""
