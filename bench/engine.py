@@ -10,14 +10,17 @@ spells spread over the benchmark), so a machine shared with other work still mea
 engine; wall-clock figures are printed beside them.
 Prints one human-readable line per case and, last, one JSON object.
 
-Measured (2-core x86_64 AMD EPYC VM, 1 MB L2 per core, whose speed swings up to 2x with its
-host; Python 3.11.7; quote figures only with the calibration line beside them). Cold us/node:
+Measured (2-core x86_64 AMD EPYC VM, 1 MB L2 per core; Python 3.11.7). The VM's speed swings
+up to ~1.7x for minutes at a time: the machine reference line reads 9.4-9.8 us in its normal
+spells and 15-17 us in its slow ones, when every figure below is ~1.6x higher. Quote figures
+only with that line beside them. Cold us/node:
     chain 100 / 1000 / 5000: 9.3 / 9.7 / 13.6 (first engine) -> 7.8 / 9.0 / 12.2 (single-value
     call fast path) -> 7.8 / 8.0 / 11.1 (validation fast path + one record per node)
-    -> 5.8-5.9 / 5.6-5.8 / 6.8-7.5 (this version, best of 9, calibration 9.4-9.6 us)
+    -> 6.1-6.2 / 6.0 / 8.0-8.2 (this version, reference 9.6-9.8 us)
     wide  100 / 1000 / 5000: 10.3 / 11.2 / 16.7 -> 8.7 / 10.1 / 16.3 -> 8.7 / 9.2 / 12.2
-    -> 6.6-6.7 / 6.4-6.6 / 8.1-8.9 (this version)
-Fully cached re-run of a 10-node graph: 0.055 ms. What this version changed:
+    -> 7.0-7.2 / 6.9 / 9.3-9.4 (this version)
+Fully cached: 3.0-5.2 us/node; a fully cached re-run of a 10-node graph takes 0.055 ms.
+What this version changed:
 - cache keys are small ints from an exact key table (marshal bytes -> id) instead of a per-node
   blake2b digest, and a node's fingerprint is those bytes (nothing for the GC to scan);
 - a prompt's own bookkeeping is kept out of the cyclic GC's count while it runs: it was scanned
@@ -27,12 +30,14 @@ Fully cached re-run of a 10-node graph: 0.055 ms. What this version changed:
   called back into its cache through one, so each prompt left its checker, and each dropped
   cache all its entries, for the collector to find (it did, inside the next timed run);
 - fewer objects outlive a prompt (~5 per node, down from ~11): shared report dicts, no
-  fingerprint tuples.
-Beyond the goal's sizes the per-node cost keeps rising slowly (chain 7.0 / 7.9 / 9.3, wide
-8.9 / 10.1 / 10.8 at 5000 / 10000 / 20000 nodes in one run): no step is superlinear (one GC
-collection per prompt, ~0.2-0.3 us/node), it is the memory hierarchy. Each node keeps ~1.2 KB
-of records, links, results and cache entries, so past ~1000 nodes the working set leaves the
-L2 cache, and past ~20000 it competes for the shared L3; every phase pays for that.
+  fingerprint tuples;
+- (a cost, ~2%) the cache counts what several entries hold once: tensor storages, models and the
+  networks behind clones.
+Per-node cost rises 1.2-1.4x from 100 to 5000 nodes and slowly beyond (chain 7.0 / 7.9 / 9.3,
+wide 8.9 / 10.1 / 10.8 at 5000 / 10000 / 20000 nodes in one run). No step is superlinear: one GC
+collection per prompt, ~0.2-0.3 us/node. The rise is the memory hierarchy. Each node keeps
+~1.2 KB of records, links, results and cache entries, so past ~1000 nodes the working set leaves
+the L2 cache, and past ~20000 it competes for the shared L3; every phase pays for that.
 
 Usage: .venv/bin/python bench/engine.py [--repeat N] [--sizes 100,1000,5000]
 """
