@@ -11,6 +11,10 @@ class PathEscapeError(EngineError, ValueError):
     """A user-supplied path tried to leave the directory it must stay in."""
 
 
+class InvalidFileName(EngineError, ValueError):
+    """A user-supplied file name that cannot name a file: too long for the file system, or empty."""
+
+
 class NodeRegistrationError(EngineError):
     """A node class could not be turned into a NodeDefinition, or its name is taken."""
 

@@ -13,8 +13,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import PathEscapeError
+from engine.errors import InvalidFileName, PathEscapeError
 from engine.paths import contained_path
+
+# Bounds checked before any expansion or directory scan, so a huge prefix costs nothing.
+# A name component must leave room for ComfyUI's "_00001_" counter and an extension inside the
+# 255-byte NAME_MAX of common file systems.
+MAX_PREFIX_CHARS = 1024
+MAX_NAME_BYTES = 200
 
 _DATE_TOKENS = (("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"), ("hh", "%H"), ("mm", "%M"),
                 ("ss", "%S"))
@@ -51,10 +57,17 @@ class SaveTarget:
 
 def save_target(root: Path, prefix: str, width: int, height: int) -> SaveTarget:
     """Split a filename prefix into a contained subfolder and a name; find the next counter."""
+    if len(prefix) > MAX_PREFIX_CHARS:
+        raise InvalidFileName(f"filename_prefix is {len(prefix)} characters long; at most "
+                              f"{MAX_PREFIX_CHARS} are allowed")
     expanded = expand_prefix(prefix, width, height).replace("\\", "/")
     subfolder, _, filename = expanded.rpartition("/")
     if not filename or filename in (".", ".."):
         raise PathEscapeError(f"filename_prefix {prefix!r} does not name a file")
+    longest = max(len(part.encode("utf-8", "surrogatepass")) for part in expanded.split("/"))
+    if longest > MAX_NAME_BYTES:
+        raise InvalidFileName(f"filename_prefix has a folder or file name of {longest} bytes; at most "
+                              f"{MAX_NAME_BYTES} are allowed")
     directory = contained_path(root, subfolder) if subfolder else Path(root).resolve()
     contained_path(directory, filename)  # the name itself must not carry separators or NULs
     relative = directory.relative_to(Path(root).resolve()).as_posix()
@@ -64,16 +77,18 @@ def save_target(root: Path, prefix: str, width: int, height: int) -> SaveTarget:
 
 def next_counter(directory: Path, filename: str) -> int:
     """ComfyUI's rule: one more than the highest `{filename}_{NNNNN}` already present."""
-    pattern = re.compile(re.escape(filename) + r"_(\d+)_?")
+    stem = filename + "_"
     highest = 0
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return 1
     for name in names:
-        match = pattern.match(name)
-        if match:
-            highest = max(highest, int(match.group(1)))
+        if name.startswith(stem):
+            rest = name[len(stem):]
+            number = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+            if number:
+                highest = max(highest, int(number))
     return highest + 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import reprlib
 import secrets
 import string
 from pathlib import Path
@@ -15,7 +16,6 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
-from engine.errors import PathEscapeError
 from engine.imagefiles import save_target, write_new_file
 from engine.paths import contained_path
 from engine.runtime import services
@@ -175,8 +175,8 @@ class SaveImage:
             return True
         try:
             save_target(services().paths.get_directory_by_type(cls.folder_type), filename_prefix, 1, 1)
-        except PathEscapeError as exc:
-            return f"filename_prefix {filename_prefix!r} is not allowed: {exc}"
+        except ValueError as exc:  # PathEscapeError, InvalidFileName
+            return f"filename_prefix {reprlib.repr(filename_prefix)} is not allowed: {exc}"
         return True
 
     def save_images(self, images: torch.Tensor, filename_prefix: str = "ComfyUI", prompt=None, extra_pnginfo=None):

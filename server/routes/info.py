@@ -151,7 +151,7 @@ def read_safetensors_metadata(path: Path) -> dict[str, Any] | None:
             return None
         try:
             header = json.loads(handle.read(length))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             return None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     return metadata if isinstance(metadata, dict) else None

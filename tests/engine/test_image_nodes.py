@@ -74,6 +74,27 @@ def test_save_image_prefix_cannot_escape_the_output_folder(runtime, prefix):
     assert not (runtime.paths.base_directory / "escape").exists()
 
 
+def test_huge_prefix_is_refused_at_validation_without_touching_the_disk(runtime):
+    huge = "x" * (50 * 1024 * 1024)
+    outcome, _ = run(runtime, save_prompt(prefix=huge))
+    error = outcome.node_errors["2"]["errors"][0]
+    assert error["type"] == "custom_validation_failed"
+    assert "characters long" in error["details"] and len(error["details"]) < 1000
+    assert list(runtime.paths.output_directory.iterdir()) == []
+
+
+def test_prefix_with_a_name_too_long_for_the_file_system_is_refused(runtime):
+    outcome, _ = run(runtime, save_prompt(prefix="runs/" + "é" * 150))
+    assert "bytes" in outcome.node_errors["2"]["errors"][0]["details"]
+
+
+def test_counter_ignores_names_that_only_share_the_prefix(tmp_path):
+    for name in ("shot_00004_.png", "shot_00009.latent", "shot_x_00020_.png", "shots_00030_.png", "shot_"):
+        (tmp_path / name).write_bytes(b"")
+    assert save_target(tmp_path, "shot", 1, 1).counter == 10
+    assert save_target(tmp_path, "a.b*c", 1, 1).counter == 1  # regex characters are plain text
+
+
 def test_linked_prefix_is_still_contained_when_saving(runtime):
     prompt = save_prompt()
     prompt["p"] = node("PrimitiveString", value="../../escape")

@@ -332,6 +332,16 @@ def test_view_metadata_reads_safetensors_header_only(server: ServerThread, base_
         assert server.get(f"/view_metadata/{query}").status == 404, query
 
 
+def test_view_metadata_on_a_deeply_nested_header_is_a_client_error(server: ServerThread, base_dir) -> None:
+    import struct
+
+    header = ("[" * 50_000 + "]" * 50_000).encode()
+    target = base_dir / "models" / "loras" / "deep.safetensors"
+    target.write_bytes(struct.pack("<Q", len(header)) + header)
+    response = server.get("/view_metadata/loras?filename=deep.safetensors")
+    assert 400 <= response.status < 500
+
+
 def test_two_tabs_sharing_a_client_id_both_follow_its_prompts(server: ServerThread) -> None:
     client_id = uuid.uuid4().hex
     first, second = server.websocket(client_id), server.websocket(client_id)
