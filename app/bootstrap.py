@@ -6,7 +6,6 @@ detecting hardware (through the model manager), importing node modules and custo
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,17 +19,6 @@ from engine.registry import NodeRegistry
 from engine.runtime import Services, set_default_services, using_services
 
 log = logging.getLogger(__name__)
-
-
-def settle_garbage_collector() -> None:
-    """Once start-up is over, freeze everything alive out of the cyclic collector's reach.
-
-    Start-up leaves hundreds of thousands of objects alive for good (torch, transformers, node
-    modules); frozen, full collections during a prompt no longer rescan them. (The engine keeps
-    its own per-prompt bookkeeping out of the collector's count: see executor._collector_allowance.)
-    """
-    gc.collect()
-    gc.freeze()
 
 
 @dataclass
@@ -61,13 +49,11 @@ def build_paths(settings: Settings) -> FolderPaths:
 
 
 def create_runtime(settings: Settings | None = None, *, load_custom_nodes: bool | None = None,
-                   extra_node_packages: tuple[Any, ...] = (), freeze_startup_objects: bool = True) -> Runtime:
+                   extra_node_packages: tuple[Any, ...] = ()) -> Runtime:
     """Build everything a front door needs. Node load failures land in `registry.problems`.
 
     `extra_node_packages` are packages (module objects) loaded like `nodes/` after it, e.g. a
-    test node pack. `freeze_startup_objects` settles the garbage collector once start-up is over
-    (settle_garbage_collector); without it full collections during a prompt rescan every object
-    start-up left alive, which made large prompts cost several times more per node.
+    test node pack.
     """
     settings = settings or Settings()
     paths = build_paths(settings)
@@ -92,6 +78,4 @@ def create_runtime(settings: Settings | None = None, *, load_custom_nodes: bool 
     executor = Executor(registry, cache, services, mutation_check=settings.debug_mutation_check)
     for problem in registry.problems:
         log.warning("%s: %s", problem.source, problem.message)
-    if freeze_startup_objects:
-        settle_garbage_collector()
     return Runtime(registry, cache, services, executor, settings, custom_packs)

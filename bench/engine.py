@@ -55,7 +55,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.bootstrap import settle_garbage_collector  # noqa: E402
 from engine.cache import OutputCache  # noqa: E402
 from engine.executor import Executor  # noqa: E402
 from engine.paths import FolderPaths  # noqa: E402
@@ -160,7 +159,6 @@ def main() -> int:
         registry.register(cls.__name__, cls, module="bench")
     services = Services(paths=FolderPaths(tempfile.mkdtemp(prefix="lg-bench-")))
     build_executor(registry, services).execute(chain(10), "warm-up")  # imports torch, warms caches
-    settle_garbage_collector()  # as app.bootstrap.create_runtime does after start-up
 
     # Each case's repeats come in three runs of back-to-back attempts spread over the whole
     # benchmark: this VM slows down for tens of seconds at a time, and one such spell should not

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import inspect
 import logging
 import threading
@@ -44,10 +43,6 @@ OUT_OF_MEMORY_ADVICE = (
     "Out of memory. Try a smaller image size or batch size, start with --lowvram (or a smaller "
     "--vram-budget), decode with VAE Decode (Tiled), or free memory (unload models) and run again.")
 _PROGRESS_STATE_FULL_LIMIT = 256  # ComfyUI sends every non-pending node; beyond this we do not
-# Container objects the engine keeps alive per node while a prompt runs (records, links, keys,
-# results: 10-20 measured), with room to spare; see _collector_allowance.
-_GC_ALLOWANCE_PER_NODE = 32
-_GC_THRESHOLD_LOCK = threading.Lock()  # threshold changes are read-modify-write
 
 
 @dataclass
@@ -103,12 +98,8 @@ class Executor:
                 extra_data: dict[str, Any] | None = None, outputs: Iterable[str] | None = None,
                 interrupt: InterruptFlag | None = None, force: bool = False) -> ExecutionOutcome:
         """Validate and run `prompt`; never raises for node failures (see outcome.status)."""
-        allowance = _GC_ALLOWANCE_PER_NODE * len(prompt) if isinstance(prompt, dict) else 0
-        with self._lock, _collector_allowance(allowance):
-            run = _PromptRun(self, prompt, prompt_id, listener, extra_data or {}, interrupt, force)
-            outcome = run.execute(outputs)
-            del run  # its per-node records die here, before the allowance ends, so no collection scans them
-        return outcome
+        with self._lock:
+            return _PromptRun(self, prompt, prompt_id, listener, extra_data or {}, interrupt, force).execute(outputs)
 
     # ---- state shared across prompts ----------------------------------------------------
     def _instance(self, node_id: str, definition: NodeDefinition) -> Any:
@@ -323,7 +314,7 @@ class _PromptRun:
             node = _Node(node_id, definition, inputs)
             plan, sources = node.plan, node.sources
             parts: list[tuple[str, Any]] = []
-            for name in definition.input_names:
+            for name in definition.inputs:
                 value = inputs.get(name, _MISSING)
                 if value is _MISSING:
                     continue
@@ -369,7 +360,7 @@ class _PromptRun:
     def _is_changed(self, node_id: str, definition: NodeDefinition, inputs: dict[str, Any]) -> Any:
         """IS_CHANGED gets the constant inputs only (linked ones are None), once per prompt."""
         values: dict[str, Any] = {}
-        for name in definition.input_names:
+        for name in definition.inputs:
             if name in inputs:
                 value = inputs[name]
                 values[name] = None if type(value) is list else value
@@ -933,34 +924,6 @@ def _run_coroutine(coroutine: Any) -> Any:
         return asyncio.run(coroutine)
     coroutine.close()
     raise NodeOutputError("async nodes cannot run while an event loop is running in the executing thread")
-
-
-@contextlib.contextmanager
-def _collector_allowance(extra: int):
-    """Raise the young-generation threshold of the cyclic GC by `extra` while a prompt runs.
-
-    The collector runs when net container allocations pass a threshold (700 by default). A
-    prompt's own bookkeeping is 10-20 containers per node, alive until the prompt ends and then
-    freed by reference counting, so counting them only makes the collector scan them, again and
-    again on large graphs. The allowance leaves them out (14-21% of the per-node cost at 1000
-    to 5000 nodes in bench/engine.py); what the nodes themselves allocate still triggers
-    collections at the usual rate. What outlives the prompt (cache entries, fingerprints) is
-    scanned once, when the allowance ends. Applied as a delta, so overlapping prompts compose.
-    """
-    with _GC_THRESHOLD_LOCK:
-        young, middle, old = gc.get_threshold()
-        if young == 0 or extra <= 0:  # automatic collection is off: nothing to allow for
-            extra = 0
-        else:
-            gc.set_threshold(young + extra, middle, old)
-    try:
-        yield
-    finally:
-        if extra:
-            with _GC_THRESHOLD_LOCK:
-                young, middle, old = gc.get_threshold()
-                if young > extra:  # else someone set a threshold of their own meanwhile: keep theirs
-                    gc.set_threshold(young - extra, middle, old)
 
 
 @contextlib.contextmanager

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping
 
 from engine.errors import NodeRegistrationError
 
@@ -53,44 +52,6 @@ class InputSpec:
     @property
     def multi_select(self) -> bool:
         return bool(self.options.get("multi_select") or self.options.get("multiselect"))
-
-
-# the Python type a JSON widget value of each widget type naturally has
-_VALUE_TYPES: Mapping[str, type] = MappingProxyType(
-    {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool, "COMBO": str})
-
-
-class InputCheck(NamedTuple):
-    """One input as whole-prompt validation reads it, worked out once per definition.
-
-    A NamedTuple so the per-node loop can unpack it in one step: validation walks every input
-    of every node, and attribute look-ups there are a measurable share of the engine's cost.
-    """
-
-    name: str
-    spec: InputSpec
-    required: bool
-    type: str
-    value_type: type | None  # Python type of a constant that is already in its JSON form
-    low: Any  # declared min of an INT/FLOAT input, else None
-    high: Any  # declared max of an INT/FLOAT input, else None
-    choices: frozenset[Any] | tuple[Any, ...] | None  # enforced combo choices (None: multi-select)
-    free: bool  # nothing to check beyond the type: no min/max/choices, or VALIDATE_INPUTS owns it
-
-
-def _input_check(spec: InputSpec, validate_inputs: "CallSpec | None") -> InputCheck:
-    numeric = spec.type in ("INT", "FLOAT")
-    low = spec.options.get("min") if numeric else None
-    high = spec.options.get("max") if numeric else None
-    choices: frozenset[Any] | tuple[Any, ...] | None = None
-    if spec.choices is not None and not spec.multi_select:
-        try:
-            choices = frozenset(spec.choices)  # same answers as the tuple, without a linear scan
-        except TypeError:
-            choices = spec.choices
-    owned = validate_inputs is not None and validate_inputs.accepts(spec.name)
-    return InputCheck(spec.name, spec, spec.section == "required", spec.type, _VALUE_TYPES.get(spec.type),
-                      low, high, choices, owned or (low is None and high is None and choices is None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +153,6 @@ class NodeDefinition:
     has_list_outputs: bool = False
     lazy_inputs: frozenset[str] = frozenset()  # lazy inputs, when the class has check_lazy_status
     has_unique_id: bool = False  # takes a hidden UNIQUE_ID: its output may depend on the node id
-    input_names: tuple[str, ...] = ()  # = tuple(inputs): iterating a tuple is the engine's hot path
-    input_items: tuple[tuple[str, InputSpec], ...] = ()
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -289,8 +248,7 @@ class NodeDefinition:
         lazy = frozenset(name for name, spec in inputs.items() if spec.lazy) if self.has_lazy_check else frozenset()
         return replace(self, inputs=MappingProxyType(inputs), hidden=MappingProxyType(hidden),
                        raw_input_types=raw, lazy_inputs=lazy,
-                       has_unique_id="UNIQUE_ID" in hidden.values(),
-                       input_names=tuple(inputs), input_items=tuple(inputs.items()))
+                       has_unique_id="UNIQUE_ID" in hidden.values())
 
     def refreshed(self) -> "NodeDefinition":
         """Re-read INPUT_TYPES (file lists change); returns self when nothing changed."""
@@ -300,17 +258,6 @@ class NodeDefinition:
         if raw == self.raw_input_types:
             return self
         return self._with_input_types(declared)
-
-    # ---- derived views (computed on first use; a refreshed definition computes its own) ---
-    @cached_property
-    def input_checks(self) -> tuple[InputCheck, ...]:
-        """Per input, what validation checks, in declaration order."""
-        return tuple(_input_check(spec, self.validate_inputs) for spec in self.inputs.values())
-
-    @cached_property
-    def output_types(self) -> tuple[str, ...]:
-        """The type name of each output slot, for link checks."""
-        return tuple(output.type for output in self.outputs)
 
     # ---- queries ------------------------------------------------------------------------
     def input_order(self) -> dict[str, list[str]]:

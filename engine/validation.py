@@ -22,7 +22,6 @@ from engine.registry import NodeRegistry
 from engine.typematch import types_compatible
 
 _MISSING = object()
-_isfinite = math.isfinite
 _ON_PATH = object()  # _walk's mark for a node on the current DFS path
 _COMBO_LIST_LIMIT = 20
 
@@ -39,8 +38,7 @@ class ValidationResult:
     error: dict[str, Any] | None
     good_outputs: list[str]
     node_errors: dict[str, dict[str, Any]]
-    # the prompt with coerced values and normalised links; nodes it did not need to change are
-    # the caller's own node dicts (and inputs dicts), so treat both as read-only
+    # a copy of the prompt (node and inputs dicts) with coerced values and normalised links
     prompt: dict[str, dict[str, Any]] = field(default_factory=dict)
     definitions: dict[str, NodeDefinition] = field(default_factory=dict)  # class_type -> definition
     order: list[str] = field(default_factory=list)  # valid nodes, every node after its sources
@@ -131,119 +129,44 @@ def _plain_node(node: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
 class _Checker:
     """Checks nodes one at a time, recording each node's errors and the nodes it links to.
 
-    `_check_fast` (used unless `fast=False`) settles the common inputs (a plain int for an INT, a
-    well-formed link of the expected type) inline and hands everything else, and every node
-    with a VALIDATE_INPUTS, to the general path. The general path (`_check_general`) is the
-    specification; tests run both over tricky prompts and compare the results.
+    `prompt` is validation's own copy (node and inputs dicts), so normalised values are written
+    into it without touching the caller's prompt.
     """
 
-    def __init__(self, prompt: dict[str, dict[str, Any]], node_defs: dict[str, NodeDefinition],
-                 fast: bool = True):
+    def __init__(self, prompt: dict[str, dict[str, Any]], node_defs: dict[str, NodeDefinition]):
         self.prompt = prompt
         self.node_defs = node_defs  # node id -> its definition
         self.errors: dict[str, list[dict[str, Any]]] = {}  # only nodes that have errors
-        self.deps: dict[str, list[str] | tuple[()]] = {}
-        self._owned: set[str] = set()  # nodes whose dict (and inputs dict) is already a private copy
-        self._scratch: list[dict[str, Any]] = []  # errors of the node being checked, while empty
-        # which check _walk uses; not a bound method kept on self: that would be a reference cycle,
-        # and the checker with its per-node lists would wait for the cyclic GC instead of dying
-        # when validation returns
-        self.fast = fast
+        self.deps: dict[str, list[str]] = {}
 
-    def _set_input(self, node_id: str, name: str, value: Any) -> None:
-        """Write a normalised value without touching the caller's prompt (copy on first write)."""
-        node = self.prompt[node_id]
-        if node_id not in self._owned:
-            node = self.prompt[node_id] = _plain_node(node, dict(node["inputs"]))
-            self._owned.add(node_id)
-        node["inputs"][name] = value
-
-    def _finish(self, node_id: str, errors: list[dict[str, Any]], deps: list[str] | None) -> list[str] | tuple[()]:
-        """Record a checked node. The errors list is reused until a node has errors, so the
-        (usual) valid node allocates nothing for them."""
-        if errors:
-            self.errors[node_id] = errors
-            self._scratch = []
-        recorded = self.deps[node_id] = deps if deps is not None else ()
-        return recorded
-
-    def _check_fast(self, node_id: str) -> list[str] | tuple[()]:
-        """Check one node's own inputs (called once per node); returns the ids it links to."""
-        definition = self.node_defs[node_id]
-        if definition.validate_inputs is not None:
-            return self._check_general(node_id)
-        inputs = self.prompt[node_id]["inputs"]
-        node_defs = self.node_defs
-        errors = self._scratch
-        deps: list[str] | None = None
-        for name, spec, required, expected, value_type, low, high, choices, free in definition.input_checks:
-            value = inputs.get(name, _MISSING)
-            kind = type(value)
-            if kind is list:
-                if len(value) == 2:
-                    source_id, slot = value
-                    source_def = node_defs.get(source_id) if type(source_id) is str else None
-                    if source_def is not None and type(slot) is int:
-                        types = source_def.output_types
-                        if 0 <= slot < len(types) and (types[slot] == expected
-                                                       or types_compatible(types[slot], expected)):
-                            if deps is None:
-                                deps = [source_id]
-                            else:
-                                deps.append(source_id)
-                            continue
-                source = self._check_link(node_id, name, spec, value, errors, False)
-                if source is not None:
-                    if deps is None:
-                        deps = [source[0]]
-                    else:
-                        deps.append(source[0])
-                continue
-            if (kind is value_type and (kind is not float or _isfinite(value))
-                    and (free or ((low is None or not value < low) and (high is None or not value > high)
-                                  and (choices is None or value in choices)))):
-                continue  # already in normal form and within its bounds: nothing to record
-            if value is _MISSING:
-                if required:
-                    errors.append(_error("required_input_missing", "Required input is missing", name,
-                                         {"input_name": name}))
-                continue
-            self._check_constant(node_id, name, spec, value, errors, None)
-        if errors:  # what _finish does, inline: this is the hot path
-            self.errors[node_id] = errors
-            self._scratch = []
-        recorded = self.deps[node_id] = deps if deps is not None else ()
-        return recorded
-
-    def _check_general(self, node_id: str) -> list[str] | tuple[()]:
+    def check(self, node_id: str) -> list[str]:
         """Check one node's own inputs (called once per node); returns the ids it links to."""
         inputs = self.prompt[node_id]["inputs"]
         definition = self.node_defs[node_id]
-        errors = self._scratch
-        deps: list[str] | None = None
+        errors: list[dict[str, Any]] = []
+        deps: list[str] = []
         validator = definition.validate_inputs
         skip_type_check = validator is not None and "input_types" in validator.params
-        linked_types: dict[str, str] | None = {} if validator is not None else None
-        for name, spec in definition.input_items:
+        linked_types: dict[str, str] = {}
+        for name, spec in definition.inputs.items():
             value = inputs.get(name, _MISSING)
             if value is _MISSING:
-                if spec.section == "required":
+                if spec.required:
                     errors.append(_error("required_input_missing", "Required input is missing", name,
                                          {"input_name": name}))
-                continue
-            if type(value) is list:
+            elif type(value) is list:
                 source = self._check_link(node_id, name, spec, value, errors, skip_type_check)
                 if source is not None:
-                    if deps is None:
-                        deps = []
                     deps.append(source[0])
-                    if linked_types is not None:
-                        linked_types[name] = source[1]
-                continue
-            self._check_constant(node_id, name, spec, value, errors, validator)
+                    linked_types[name] = source[1]
+            else:
+                self._check_constant(node_id, name, spec, value, errors, validator)
         if validator is not None and not errors:
-            self._run_validator(node_id, definition, inputs, linked_types or {}, errors)
-        return self._finish(node_id, errors, deps)
+            self._run_validator(node_id, definition, inputs, linked_types, errors)
+        if errors:
+            self.errors[node_id] = errors
+        self.deps[node_id] = deps
+        return deps
 
     def _check_link(self, node_id: str, name: str, spec: InputSpec, value: list, errors: list,
                     skip_type_check: bool) -> tuple[str, str] | None:
@@ -261,39 +184,36 @@ class _Checker:
                                       "received_value": value}))
                 return None
             source_id, slot = str(source_id), int(slot)
-        config = None
         source = self.prompt.get(source_id)
         if source is None:
-            config = _input_config(spec)
             errors.append(_error("bad_linked_input", "Linked node does not exist",
                                  f"{name}: node {source_id!r} is not in the prompt",
-                                 {"input_name": name, "input_config": config, "received_value": value}))
+                                 {"input_name": name, "input_config": _input_config(spec),
+                                  "received_value": value}))
             return None
         source_def = self.node_defs[source_id]
         if not 0 <= slot < len(source_def.outputs):
-            config = _input_config(spec)
             errors.append(_error("bad_linked_input", "Linked output slot out of range",
                                  f"{name}: node {source_id} ({source_def.name}) has "
                                  f"{len(source_def.outputs)} outputs, slot {slot} requested",
-                                 {"input_name": name, "input_config": config, "received_value": value}))
+                                 {"input_name": name, "input_config": _input_config(spec), "received_value": value}))
             return None
         received = source_def.outputs[slot].type
-        if not skip_type_check and received != spec.type and not types_compatible(received, spec.type):
-            config = _input_config(spec)
+        if not skip_type_check and not types_compatible(received, spec.type):
             errors.append(_error("return_type_mismatch", "Return type mismatch between linked nodes",
                                  f"{name}, received_type({received}) mismatch input_type({spec.type})",
-                                 {"input_name": name, "input_config": config, "received_type": received,
+                                 {"input_name": name, "input_config": _input_config(spec), "received_type": received,
                                   "linked_node": value}))
             return None
         if value[0] is not source_id or value[1] is not slot:
-            self._set_input(node_id, name, [source_id, slot])
+            self.prompt[node_id]["inputs"][name] = [source_id, slot]
         return source_id, received
 
     def _check_constant(self, node_id: str, name: str, spec: InputSpec, value: Any, errors: list,
                         validator: Any) -> None:
         if type(value) is dict and "__value__" in value:
             value = value["__value__"]
-            self._set_input(node_id, name, value)
+            self.prompt[node_id]["inputs"][name] = value
         coerce = _COERCE.get(spec.type)
         if coerce is not None:
             try:
@@ -306,7 +226,7 @@ class _Checker:
                                       "received_value": value, "exception_message": str(exc)}))
                 return
             if coerced is not value:
-                self._set_input(node_id, name, coerced)
+                self.prompt[node_id]["inputs"][name] = coerced
                 value = coerced
         if validator is not None and validator.accepts(name):
             return  # the node's own VALIDATE_INPUTS owns this input (ComfyUI rule)
@@ -373,12 +293,6 @@ class _Checker:
 def validate_prompt(prompt: Any, registry: NodeRegistry,
                     partial_targets: Iterable[str] | None = None) -> ValidationResult:
     """Validate an API prompt; `partial_targets` restricts which output nodes are considered."""
-    return _validate(prompt, registry, partial_targets, fast=True)
-
-
-def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str] | None,
-              fast: bool) -> ValidationResult:
-    """validate_prompt, with the checker's fast path switchable so tests can compare the two."""
     if not isinstance(prompt, dict):
         return _fail("invalid_prompt", "Prompt must be an object mapping node ids to nodes",
                      f"got {type(prompt).__name__}")
@@ -403,16 +317,11 @@ def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str
             except NodeRegistrationError as exc:
                 return _fail("invalid_prompt", f"Cannot execute because node {class_type} failed to load.",
                              f"Node ID '#{node_id}': {exc}")
-        inputs = node.get("inputs", _MISSING)
-        if inputs is _MISSING:
-            inputs = {}  # a fresh dict per node, and none allocated for the usual node that has inputs
+        inputs = node.get("inputs", {})
         if not isinstance(inputs, dict):
             return _fail("invalid_prompt", "Cannot execute because a node's inputs are not an object.",
                          f"Node ID '#{node_id}'")
-        # share the caller's node when it already has the normalised shape (class_type, inputs, perhaps _meta)
-        size = len(node)
-        plain = "inputs" in node and (size == 2 or size == 3 and "_meta" in node)
-        copy[node_id] = node if plain else _plain_node(node, inputs)
+        copy[node_id] = _plain_node(node, dict(inputs))
         node_defs[node_id] = definition
         if definition.output_node:
             outputs.append(node_id)
@@ -425,26 +334,25 @@ def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str
         result.prompt, result.definitions = copy, definitions
         return result
 
-    checker = _Checker(copy, node_defs, fast)
+    checker = _Checker(copy, node_defs)
     valid, order, cycles = _walk(outputs, checker)
     for cycle in cycles:
         details = " -> ".join(cycle + cycle[:1])
         for node_id in cycle:
             checker.errors.setdefault(node_id, []).append(
                 _error("dependency_cycle", "Dependency cycle detected", details, {"cycle": list(cycle)}))
-    good_outputs = [o for o in outputs if valid.get(o)] if checker.errors else outputs  # cycles are errors
+    good_outputs = [o for o in outputs if valid[o]]
     node_errors: dict[str, dict[str, Any]] = {}
     if len(good_outputs) < len(outputs):
         for output in outputs:
-            if valid.get(output):
+            if valid[output]:
                 continue
             for failing in _failing_ancestors(output, checker):
                 entry = node_errors.setdefault(failing, {"errors": checker.errors[failing], "dependent_outputs": [],
                                                          "class_type": copy[failing]["class_type"]})
                 entry["dependent_outputs"].append(output)
-    # with no errors anywhere (cycles included) every visited node is valid
     result = ValidationResult(True, None, good_outputs, node_errors, copy, definitions,
-                              order if not checker.errors else [n for n in order if valid.get(n)])
+                              [n for n in order if valid[n]])
     if not good_outputs:
         lines = [f"{e['message']}: {e['details']}" for entry in node_errors.values() for e in entry["errors"]]
         result.ok = False
@@ -454,42 +362,25 @@ def _validate(prompt: Any, registry: NodeRegistry, partial_targets: Iterable[str
 
 
 def _walk(outputs: list[str], checker: _Checker) -> tuple[dict[str, bool], list[str], list[list[str]]]:
-    """Iterative post-order DFS from the outputs: validity, topological order and cycles.
-
-    One dict holds each node's state: absent (not reached), _ON_PATH (on the DFS path) or True
-    once finished. The path is three parallel lists (node, its sources, next source to visit)
-    rather than a list of (node, iterator) pairs, so visiting a node allocates nothing. With no
-    errors and no cycles (the usual prompt) every finished node is valid and that state is the
-    answer; otherwise _validity works it out along the order.
-    """
-    state: dict[str, Any] = {}
+    """Iterative post-order DFS from the outputs (deep chains are fine): each node's validity,
+    a topological order and the cycles found."""
+    state: dict[str, Any] = {}  # absent: not reached; _ON_PATH: on the DFS path; True: finished
     order: list[str] = []
     cycles: list[list[str]] = []
     in_cycle: set[str] = set()
-    check = checker._check_fast if checker.fast else checker._check_general
-    path: list[str] = []  # reused by every output's walk: wide graphs have thousands of outputs
-    pending: list[list[str] | tuple[()]] = []
-    positions: list[int] = []
     for output in outputs:
         if output in state:
             continue
-        path.append(output)
-        pending.append(check(output))
-        positions.append(0)
         state[output] = _ON_PATH
+        path = [output]
+        sources = [iter(checker.check(output))]
         while path:
-            sources = pending[-1]
-            position = positions[-1]
-            while position < len(sources):
-                source = sources[position]
-                position += 1
+            for source in sources[-1]:
                 seen = state.get(source)
                 if seen is None:
-                    positions[-1] = position
                     state[source] = _ON_PATH
                     path.append(source)
-                    pending.append(check(source))
-                    positions.append(0)
+                    sources.append(iter(checker.check(source)))
                     break
                 if seen is _ON_PATH:
                     cycle = path[path.index(source):]
@@ -498,13 +389,10 @@ def _walk(outputs: list[str], checker: _Checker) -> tuple[dict[str, bool], list[
                         in_cycle.update(cycle)
             else:
                 node_id = path.pop()
-                pending.pop()
-                positions.pop()
+                sources.pop()
                 state[node_id] = True
                 order.append(node_id)
-    if checker.errors or in_cycle:
-        return _validity(order, checker, in_cycle), order, cycles
-    return state, order, cycles
+    return _validity(order, checker, in_cycle), order, cycles
 
 
 def _validity(order: list[str], checker: _Checker, in_cycle: set[str]) -> dict[str, bool]:
@@ -513,13 +401,8 @@ def _validity(order: list[str], checker: _Checker, in_cycle: set[str]) -> dict[s
     errors, deps = checker.errors, checker.deps
     valid: dict[str, bool] = {}
     for node_id in order:
-        ok = node_id not in errors and node_id not in in_cycle
-        if ok:
-            for source in deps[node_id]:
-                if valid.get(source) is not True:
-                    ok = False
-                    break
-        valid[node_id] = ok
+        valid[node_id] = (node_id not in errors and node_id not in in_cycle
+                          and all(valid.get(source, False) for source in deps[node_id]))
     return valid
 
 

@@ -20,8 +20,7 @@ def install_pack(base: Path) -> None:
 
 
 def make_runtime(base: Path, **settings) -> Runtime:
-    return create_runtime(Settings(base_directory=base, cache_ram_gb=0.5, **settings),
-                          freeze_startup_objects=False)
+    return create_runtime(Settings(base_directory=base, cache_ram_gb=0.5, **settings))
 
 
 @pytest.fixture

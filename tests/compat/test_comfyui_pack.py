@@ -214,10 +214,9 @@ from app.settings import Settings
 from engine.loader import COMFYUI_COMPAT_DIRECTORY
 entry = str(COMFYUI_COMPAT_DIRECTORY)
 assert entry not in sys.path, "added at import"
-create_runtime(Settings(base_directory={str(tmp_path)!r}, disable_all_custom_nodes=True),
-               freeze_startup_objects=False)
+create_runtime(Settings(base_directory={str(tmp_path)!r}, disable_all_custom_nodes=True))
 assert entry not in sys.path and "folder_paths" not in sys.modules, "added while disabled"
-runtime = create_runtime(Settings(base_directory={str(tmp_path)!r}), freeze_startup_objects=False)
+runtime = create_runtime(Settings(base_directory={str(tmp_path)!r}))
 assert entry in sys.path and runtime.custom_packs["comfy_style_pack"]["ok"]
 print("ok")
 """

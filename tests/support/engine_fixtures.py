@@ -23,8 +23,7 @@ def make_runtime(base: Path, **settings: Any) -> Runtime:
         settings.setdefault("cache_none", True)  # run the suite in --cache-none mode
     if not settings.get("cache_none"):
         settings.setdefault("cache_ram_gb", 1.0)
-    return create_runtime(Settings(base_directory=base, **settings), extra_node_packages=(testing_nodes,),
-                          freeze_startup_objects=False)
+    return create_runtime(Settings(base_directory=base, **settings), extra_node_packages=(testing_nodes,))
 
 
 def calls() -> list[tuple[str, object]]:
