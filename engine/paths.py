@@ -72,6 +72,14 @@ def contained_path(root: str | os.PathLike[str], *user_parts: str) -> Path:
     return candidate
 
 
+def _stays_inside(root: Path, name: str) -> bool:
+    try:
+        contained_path(root, name)
+    except PathEscapeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class _ListingCacheEntry:
     stamps: tuple[tuple[str, float], ...]
@@ -160,9 +168,10 @@ class FolderPaths:
         return names
 
     def list_input_images(self) -> list[str]:
-        """Image files directly in input/ and its subfolders, as relative names."""
+        """Image files in input/ and its subfolders, as relative names: only those LoadImage
+        will load (a symlink leaving input/ is listed by the walk but refused on loading)."""
         names, _ = _walk([self.input_directory], IMAGE_EXTENSIONS)
-        return names
+        return [name for name in names if _stays_inside(self.input_directory, name)]
 
     @staticmethod
     def _stamps_valid(stamps: tuple[tuple[str, float], ...]) -> bool:

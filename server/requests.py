@@ -98,10 +98,10 @@ def optional_id(value: Any, field: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH \
-            or not value.isprintable():
+            or not value.isprintable() or "/" in value or "\\" in value or ".." in value:
         raise BadRequest("invalid_parameter",
                          f"{field!r} must be a non-empty printable string of at most "
-                         f"{MAX_ID_LENGTH} characters.", parameter=field)
+                         f"{MAX_ID_LENGTH} characters, without '/', '\\' or '..'.", parameter=field)
     return value
 
 

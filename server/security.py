@@ -121,13 +121,21 @@ def same_origin(origin: str, request: web.Request) -> bool:
 
 
 def token_from_request(request: web.Request) -> str | None:
+    """The header or the cookie; `?token=` only on a plain GET, the printed start-up URL (a token
+    in the query of a POST or a websocket would end up in logs and histories, and is not needed)."""
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
     cookie = request.cookies.get(TOKEN_COOKIE)
     if cookie:
         return cookie
-    return request.query.get("token")
+    if request.method == "GET" and not _is_websocket(request):
+        return request.query.get("token")
+    return None
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 def token_matches(given: str | None, expected: str) -> bool:
@@ -158,7 +166,7 @@ def security_middleware(policy: SecurityPolicy) -> Any:
                                   "An access token is required: send 'Authorization: Bearer "
                                   "<token>' or open the URL the server printed at start.")
 
-        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        is_websocket = _is_websocket(request)
         if request.method in STATE_CHANGING or is_websocket:
             refusal = _foreign_origin_refusal(request, origin, cors_ok)
             if refusal is not None:

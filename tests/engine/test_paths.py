@@ -64,3 +64,20 @@ def test_directories_follow_the_base_and_overrides(tmp_path):
     assert paths.get_directory_by_type("temp") == (tmp_path / "temp").resolve()
     with pytest.raises(ValueError):
         paths.get_directory_by_type("models")
+
+
+def test_input_listing_offers_only_names_that_load(tmp_path):
+    paths = FolderPaths(tmp_path / "base")
+    paths.ensure_directories()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"x")
+    (paths.input_directory / "mine.png").write_bytes(b"x")
+    (paths.input_directory / "inner").mkdir()
+    (paths.input_directory / "inner" / "deep.png").write_bytes(b"x")
+    os.symlink(outside / "secret.png", paths.input_directory / "leaves.png")
+    os.symlink(outside, paths.input_directory / "away")
+    os.symlink(paths.input_directory / "inner", paths.input_directory / "stays")
+    assert paths.list_input_images() == ["inner/deep.png", "mine.png", "stays/deep.png"]
+    for name in paths.list_input_images():
+        contained_path(paths.input_directory, name)

@@ -139,6 +139,19 @@ def test_listen_without_token_generates_one_and_requires_it(tmp_path: Path) -> N
                                          timeout=5)
         assert json.loads(ws.recv())["type"] == "status"
         ws.close()
+        # the query token is only the printed start-up URL: never accepted on POST or websocket
+        assert server.post(f"/prompt?token={config.token}", {"prompt": chain_prompt(1)}).status == 401
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?token={config.token}", timeout=5)
+        assert refused.value.status_code == 401
+
+
+def test_prompt_ids_that_look_like_paths_are_refused(server: ServerThread) -> None:
+    for prompt_id in ("a/b", "..", "x..y", "a\\b", "../../etc"):
+        refused = server.post("/prompt", {"prompt": chain_prompt(1), "prompt_id": prompt_id})
+        assert refused.status == 400 and refused.json()["error"]["type"] == "invalid_parameter", prompt_id
+    assert server.post("/prompt", {"prompt": chain_prompt(1), "prompt_id": "job-1.png_ok"}).status == 200
+
 
 
 def build_parser_args(argv: list[str]):
