@@ -1,14 +1,15 @@
 """MODEL values: a cheap, copy-on-write handle around one shared UNet.
 
 A :class:`ModelHandle` holds the network (shared by all clones), the family facts the samplers
-need (:class:`SamplingConfig`, latent format, SDXL conditioning) and a list of weight patches
-(LoRA and friends). Clones copy only the patch list; the patches are merged into the shared
-weights just before a call, with the originals backed up so another clone can restore them.
+need (:class:`SamplingConfig`, latent format, SDXL conditioning) and ComfyUI's per-handle state:
+weight patches by state-dict key (LoRA, merges; see diffusion/weight_patches.py) and
+``model_options``. Clones copy only that state; the patches are merged into the shared weights
+just before a call, and another clone restores the originals bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,17 @@ from diffusion.latent_formats import LatentFormat
 from diffusion.memory import ModelManager
 from diffusion.models.blocks import timestep_embedding
 from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetConfig, UNetModel
+from diffusion.weight_patches import (
+    PatchedWeights,
+    PatchEntry,
+    copy_nested,
+    copy_patch_lists,
+    key_patches,
+    record_patches,
+)
+
+MODEL_KEY_PREFIX = "diffusion_model."
+"""ComfyUI's state-dict prefix of UNet parameters inside a MODEL (``model.model.state_dict()``)."""
 
 
 @dataclass(frozen=True)
@@ -35,46 +47,14 @@ class SamplingConfig:
             raise ValueError(f"prediction must be 'eps' or 'v_prediction', not {self.prediction!r}")
 
 
-WeightDelta = Callable[[torch.Tensor], torch.Tensor]
-"""Given an original weight (fp32, on the compute device) return ΔW of the same shape."""
-
-
-@dataclass(frozen=True)
-class WeightPatch:
-    """``W ← W + strength · delta(W)`` for the UNet parameter ``key`` (LDM name, no prefix)."""
-
-    key: str
-    delta: WeightDelta
-    strength: float = 1.0
-
-
 class _SharedUNet:
-    """The one network behind a family of clones, and which patch list is merged into it."""
+    """The one network behind a family of clones, and the patch set merged into it."""
 
-    def __init__(self, unet: UNetModel) -> None:
+    def __init__(self, unet: UNetModel, offload_device: torch.device) -> None:
         self.unet = unet
-        self.applied: tuple[WeightPatch, ...] = ()
-        self.backups: dict[str, torch.Tensor] = {}
+        keys = {MODEL_KEY_PREFIX + name: name for name, _ in unet.named_parameters()}
+        self.weights = PatchedWeights(unet, keys, offload_device)
         self.load_info: Any = None  # what the loader detected, for handing the network out again
-
-    @torch.no_grad()
-    def ensure_patches(self, patches: tuple[WeightPatch, ...]) -> None:
-        if patches == self.applied:
-            return
-        params = dict(self.unet.named_parameters())
-        for key, original in self.backups.items():
-            params[key].copy_(original.to(params[key].device))
-        self.backups.clear()
-        self.applied = ()
-        for patch in patches:
-            weight = params[patch.key]
-            if patch.key not in self.backups:
-                self.backups[patch.key] = weight.detach().to("cpu", copy=True)
-            merged = weight.float() + patch.strength * patch.delta(weight.float()).to(
-                weight.device, torch.float32
-            )
-            weight.copy_(merged.to(weight.dtype))
-        self.applied = patches
 
 
 class ModelHandle:
@@ -90,16 +70,17 @@ class ModelHandle:
         *,
         name: str = "",
         shared: _SharedUNet | None = None,
-        patches: tuple[WeightPatch, ...] = (),
     ) -> None:
-        self._shared = shared or _SharedUNet(unet)
+        self._shared = shared or _SharedUNet(unet, manager.offload_device)
         self.manager = manager
         self.family = family
         self.latent_format = latent_format
         self.sampling_config = sampling_config
         self.name = name
-        self.patches = patches
-        self.model_options: dict[str, Any] = {}
+        # ComfyUI's ModelPatcher state: weight patches by state-dict key and the id of that set.
+        self.patches: dict[str, list[PatchEntry]] = {}
+        self.patches_uuid: uuid.UUID | None = None
+        self.model_options: dict[str, Any] = {"transformer_options": {}}
         manager.register(unet, f"{name or family} (unet)")
 
     # identity and copies ------------------------------------------------------------------------
@@ -133,7 +114,7 @@ class ModelHandle:
         return next(self._shared.unet.parameters()).dtype
 
     def clone(self) -> ModelHandle:
-        """A new handle on the same weights; its patch list and settings can change independently."""
+        """A new handle on the same weights; its patches and settings can change independently."""
         twin = ModelHandle(
             self._shared.unet,
             self.manager,
@@ -142,9 +123,10 @@ class ModelHandle:
             self.sampling_config,
             name=self.name,
             shared=self._shared,
-            patches=self.patches,
         )
-        twin.model_options = dict(self.model_options)
+        twin.patches = copy_patch_lists(self.patches)
+        twin.patches_uuid = self.patches_uuid
+        twin.model_options = copy_nested(self.model_options)
         return twin
 
     def with_sampling_config(self, **changes: Any) -> ModelHandle:
@@ -153,20 +135,44 @@ class ModelHandle:
         twin.sampling_config = replace(self.sampling_config, **changes)
         return twin
 
-    def is_clone(self, other: ModelHandle) -> bool:
+    def is_clone(self, other: object) -> bool:
         """True when both handles share one network."""
-        return self._shared is other._shared
+        return isinstance(other, ModelHandle) and self._shared is other._shared
 
+    # weight patches (ComfyUI keys: "diffusion_model.<LDM name>") --------------------------------
     def patch_keys(self) -> set[str]:
-        """Names of the UNet parameters that patches may target."""
-        return {name for name, _ in self._shared.unet.named_parameters()}
+        """The state-dict keys that patches may target."""
+        return set(self._shared.weights.keys)
 
-    def add_patches(self, deltas: dict[str, WeightDelta], strength: float = 1.0) -> list[str]:
-        """Record weight patches on this handle (call on a clone); returns the keys accepted."""
-        known = self.patch_keys()
-        accepted = [key for key in deltas if key in known]
-        self.patches = self.patches + tuple(WeightPatch(k, deltas[k], strength) for k in accepted)
+    def add_patches(
+        self, patches: dict[Any, Any], strength_patch: float = 1.0, strength_model: float = 1.0
+    ) -> list[Any]:
+        """Record weight patches (call on a clone; nothing touches the weights until a run).
+
+        Values take every form of docs/MODEL_INTERFACE.md §1; returns the keys this model has.
+        """
+        accepted = record_patches(self.patches, self._shared.weights.keys, patches, strength_patch, strength_model)
+        self.patches_uuid = uuid.uuid4()
         return accepted
+
+    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[Any]]:
+        """``{key: [(original weight,), *entries]}`` for every key (ComfyUI's merge input)."""
+        return key_patches(self._shared.weights, self.patches, filter_prefix)
+
+    def model_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
+        """The unpatched weights under ComfyUI keys (tensors shared with the network; do not modify)."""
+        weights = self._shared.weights
+        return {k: weights.original(k) for k in weights.keys if filter_prefix is None or k.startswith(filter_prefix)}
+
+    def patched_state_dict(self, filter_prefix: str | None = None) -> dict[str, torch.Tensor]:
+        """The weights with this handle's patches merged (what a save writes); never modified later."""
+        self.prepare()
+        weights = self._shared.weights
+        return {
+            k: weights.parameter(k).data
+            for k in weights.keys
+            if filter_prefix is None or k.startswith(filter_prefix)
+        }
 
     def cache_size_bytes(self) -> int:
         return self.manager.size_of(self._shared.unet)
@@ -179,7 +185,7 @@ class ModelHandle:
     def prepare(self) -> UNetModel:
         """Place the network on the compute device with this handle's patches merged."""
         unet = self.manager.load(self._shared.unet)
-        self._shared.ensure_patches(self.patches)
+        self._shared.weights.apply(self.patches, self.patches_uuid)
         return unet
 
     def apply_model(

@@ -8,14 +8,17 @@ features; its pooled output comes from bigG's projection.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from diffusion.text.embeddings import EmbeddingLibrary
 from diffusion.text.encoder import TextEncoder
 from diffusion.text.tokenizer import Chunk, EmbeddingResolver, SDTokenizer
+from diffusion.weight_patches import PatchEntry, copy_patch_lists, key_patches, record_patches
 
 Tokens = dict[str, list[Chunk]]
 
@@ -38,14 +41,46 @@ class CLIP:
         }
         self.embeddings = embeddings
         self.layer_idx: int | None = None
+        # Weight patches by ComfyUI key ("clip_l.transformer.text_model.…"), as on a MODEL.
+        self.patches: dict[str, list[PatchEntry]] = {}
+        self.patches_uuid: uuid.UUID | None = None
 
     # settings -------------------------------------------------------------------------------
     def clone(self) -> CLIP:
-        """A new handle sharing the networks and tokenizers; settings changes stay on the clone."""
+        """A new handle sharing the networks and tokenizers; settings and patches stay on the clone."""
         other = copy.copy(self)
         other.encoders = dict(self.encoders)
         other.tokenizers = dict(self.tokenizers)
+        other.patches = copy_patch_lists(self.patches)
         return other
+
+    # weight patches -------------------------------------------------------------------------
+    def add_patches(
+        self, patches: dict[Any, Any], strength_patch: float = 1.0, strength_model: float = 1.0
+    ) -> list[Any]:
+        """Record weight patches on this handle (call on a clone); returns the keys the encoders have."""
+        known = {key for encoder in self.encoders.values() for key in encoder.weights.keys}
+        accepted = record_patches(self.patches, known, patches, strength_patch, strength_model)
+        self.patches_uuid = uuid.uuid4()
+        return accepted
+
+    def get_key_patches(self, filter_prefix: str | None = None) -> dict[str, list[Any]]:
+        """``{key: [(original weight,), *entries]}`` for every encoder weight (ComfyUI's merge input)."""
+        result: dict[str, list[Any]] = {}
+        for encoder in self.encoders.values():
+            result.update(key_patches(encoder.weights, self.patches, filter_prefix))
+        return result
+
+    def get_sd(self) -> dict[str, torch.Tensor]:
+        """Every encoder weight under ComfyUI keys, with this handle's patches merged.
+
+        The tensors are never modified afterwards (patching replaces tensors), so a save may hold them.
+        """
+        result = {}
+        for encoder in self.encoders.values():
+            encoder.prepare(self.patches, self.patches_uuid)
+            result.update({key: encoder.weights.parameter(key).data for key in encoder.weights.keys})
+        return result
 
     def set_last_layer(self, layer: int) -> None:
         """Clip skip: use hidden state `layer` (−1 last, −2 = A1111 "clip skip 2") of every encoder.
@@ -85,7 +120,10 @@ class CLIP:
         missing = [key for key in self.encoders if key not in tokens]
         if missing:
             raise ValueError(f"tokens lack {missing} for this {self.family} text encoder (have {sorted(tokens)})")
-        outputs = {key: encoder.encode(tokens[key], self.layer_idx) for key, encoder in self.encoders.items()}
+        outputs = {
+            key: encoder.encode(tokens[key], self.layer_idx, self.patches, self.patches_uuid)
+            for key, encoder in self.encoders.items()
+        }
         conds = [cond for cond, _ in outputs.values()]
         length = min(c.shape[1] for c in conds)  # SDXL l/g of different lengths: cut to the shorter
         cond = torch.cat([c[:, :length] for c in conds], dim=-1)

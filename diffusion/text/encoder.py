@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import torch
 
 from diffusion.text.arch import BOS_TOKEN, CONTEXT_LENGTH, EOS_TOKEN, EncoderArch, EncoderSlot
-from diffusion.text.model import TextModel
+from diffusion.text.model import TextModel, canonical_to_model_keys
 from diffusion.text.tokenizer import Chunk, EmbeddingVector
+from diffusion.weight_patches import KeyPatches, PatchedWeights
 
 # Stand-in id at textual-inversion slots before their vectors are swapped in; any id but EOS works
 # (transformers pools at the first EOS).
@@ -20,8 +21,9 @@ _PLACEHOLDER_ID = 0
 class TextEncoder:
     """A transformers CLIP text model plus the SD rules for which hidden state to use.
 
-    The model may be shared between clones; this wrapper never mutates it except for a forward
-    hook that lives only for the duration of one call with textual-inversion slots.
+    The model is shared between CLIP clones; its weights change only through :attr:`weights`
+    (the patch set of the CLIP being encoded) and a forward hook that lives only for the duration
+    of one call with textual-inversion slots.
     """
 
     def __init__(self, slot: EncoderSlot, arch: EncoderArch, model: TextModel, manager=None) -> None:
@@ -29,6 +31,21 @@ class TextEncoder:
         self.arch = arch
         self.model = model
         self.manager = manager
+        offload = manager.offload_device if manager is not None else torch.device("cpu")
+        self.weights = PatchedWeights(model, self.state_dict_keys(), offload)
+
+    @property
+    def key_prefix(self) -> str:
+        """ComfyUI's state-dict prefix of this encoder inside a CLIP (``clip_l.transformer.``)."""
+        return f"clip_{self.slot.token_key}.transformer."
+
+    def state_dict_keys(self) -> dict[str, str]:
+        """ComfyUI key (HF ``CLIPTextModel`` layout under :attr:`key_prefix`) → parameter name."""
+        keys = {}
+        for canonical, name in canonical_to_model_keys(self.model).items():
+            local = canonical if canonical == "text_projection.weight" else "text_model." + canonical
+            keys[self.key_prefix + local] = name
+        return keys
 
     @property
     def width(self) -> int:
@@ -43,9 +60,11 @@ class TextEncoder:
         chunk: Chunk = [(BOS_TOKEN, 1.0), (EOS_TOKEN, 1.0)]
         return chunk + [(self.slot.pad_token, 1.0)] * (CONTEXT_LENGTH - 2)
 
-    def _place(self) -> torch.device:
+    def prepare(self, patches: KeyPatches, patches_id: object) -> torch.device:
+        """Place the model on the compute device holding `patches`; returns that device."""
         if self.manager is not None:
             self.manager.load(self.model, f"text encoder {self.slot.name}")
+        self.weights.apply(patches, patches_id)
         return next(self.model.parameters()).device
 
     def _token_ids(self, batch: list[Chunk], device: torch.device) -> torch.Tensor:
@@ -61,10 +80,18 @@ class TextEncoder:
             rows.append(row)
         return torch.tensor([[int(t) for t in row] for row in rows], dtype=torch.long, device=device)
 
-    def encode(self, chunks: list[Chunk], layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self,
+        chunks: list[Chunk],
+        layer: int | None = None,
+        patches: KeyPatches | None = None,
+        patches_id: object = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(cond [1, 77·len(chunks), width] float32, pooled [1, P] float32 from the first chunk).
 
         `layer` is a hidden-state index (−1 last, −2 penultimate, …); None uses the family default.
+        `patches` (identified by `patches_id`) are merged into the weights first; keys of other
+        encoders are ignored.
         Weights are applied as ``z_empty + w·(z − z_empty)`` with z_empty the empty prompt's encoding.
         """
         if not chunks:
@@ -76,7 +103,7 @@ class TextEncoder:
             layer = -1  # a clip skip deeper than this encoder means its last layer (as ComfyUI does)
         weighted = any(item[1] != 1.0 for chunk in chunks for item in chunk)
         batch = list(chunks) + ([self.empty_chunk()] if weighted else [])
-        device = self._place()
+        device = self.prepare(patches or {}, patches_id)
         ids = self._token_ids(batch, device)
         # no_grad rather than inference_mode: conditioning tensors flow on to nodes that may modify
         # their own copies in place, which inference tensors forbid.

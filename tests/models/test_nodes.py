@@ -179,7 +179,7 @@ def test_two_loads_of_one_file_share_the_networks(services, tiny_checkpoint):
     second = loader_nodes.CheckpointLoaderSimple().load_checkpoint("a.safetensors")
     assert second[0].is_clone(first[0]) and second[0] is not first[0]
     assert second[2] is first[2]
-    assert second[0].patches == () and second[0].sampling_config == first[0].sampling_config
+    assert second[0].patches == {} and second[0].sampling_config == first[0].sampling_config
     del first, second
     gc.collect()
     third = loader_nodes.CheckpointLoaderSimple().load_checkpoint("a.safetensors")

@@ -38,20 +38,20 @@ def test_patches_apply_to_the_clone_only_and_restore_exactly(tiny_checkpoint, cp
     ).model
     x, t, context = _inputs()
     before = model.apply_model(x, t, context)
-    key = "input_blocks.1.1.transformer_blocks.0.attn2.to_v.weight"
-    original = dict(model.diffusion_model.named_parameters())[key].detach().clone()
+    name = "input_blocks.1.1.transformer_blocks.0.attn2.to_v.weight"
+    parameter = model.diffusion_model.get_parameter(name)
+    original = parameter.data
+    snapshot = original.clone()
     patched = model.clone()
-    accepted = patched.add_patches(
-        {key: lambda w: torch.ones_like(w), "not.a.key": lambda w: w}, strength=0.5
-    )
-    assert accepted == [key]
+    key = "diffusion_model." + name
+    accepted = patched.add_patches({key: (torch.ones_like(original),), "not.a.key": (torch.ones(1),)}, 0.5)
+    assert accepted == [key] and model.patches == {}
     after = patched.apply_model(x, t, context)
     assert (after - before).abs().max() > 1e-3
-    weight = dict(model.diffusion_model.named_parameters())[key]
-    assert torch.allclose(weight, original + 0.5)
-    again = model.apply_model(x, t, context)  # the unpatched handle restores the backup
-    assert torch.equal(weight, original)
-    assert torch.equal(again, before)
+    assert torch.allclose(parameter.data, snapshot + 0.5)
+    assert torch.equal(original, snapshot)  # the original tensor itself is never written to
+    again = model.apply_model(x, t, context)  # the unpatched handle restores the original
+    assert parameter.data_ptr() == original.data_ptr() and torch.equal(again, before)
 
 
 def test_apply_model_returns_input_dtype_and_device(tiny_checkpoint, cpu_manager):
