@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
+from diffusion.image_ops import UPSCALE_METHODS, scale_images
 from engine.imagefiles import save_target, write_new_file
 from engine.paths import contained_path
 from engine.runtime import services
 from nodes import MAX_RESOLUTION
 
-UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 _ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
 
 
@@ -64,30 +63,6 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     return Image.fromarray(array)
-
-
-def scale_images(image: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled") -> torch.Tensor:
-    """Resize [B,H,W,C] images; `crop="center"` first crops to the target aspect ratio."""
-    if method not in UPSCALE_METHODS:
-        raise ValueError(f"unknown upscale method {method!r}; choose one of {UPSCALE_METHODS}")
-    samples = image.movedim(-1, 1)
-    if crop == "center":
-        old_w, old_h = samples.shape[3], samples.shape[2]
-        old_aspect, new_aspect = old_w / old_h, width / height
-        x = y = 0
-        if old_aspect > new_aspect:
-            x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
-        elif old_aspect < new_aspect:
-            y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
-        samples = samples[:, :, y:old_h - y, x:old_w - x]
-    if method == "lanczos":
-        frames = [torch.from_numpy(np.asarray(tensor_to_pil(s.movedim(0, -1)).resize((width, height), Image.LANCZOS),
-                                              dtype=np.float32) / 255.0) for s in samples]
-        scaled = torch.stack([f if f.ndim == 3 else f[..., None] for f in frames])
-        return scaled.to(image.dtype)
-    scaled = F.interpolate(samples.float(), size=(height, width), mode=method,
-                           **({"antialias": False} if method in ("bilinear", "bicubic") else {}))
-    return scaled.movedim(1, -1).clamp(0.0, 1.0).to(image.dtype)
 
 
 def _png_bytes(image: Image.Image, metadata: PngInfo | None, compress_level: int) -> bytes:
@@ -223,7 +198,7 @@ class ImageScale:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE",), "upscale_method": (UPSCALE_METHODS,),
+        return {"required": {"image": ("IMAGE",), "upscale_method": (list(UPSCALE_METHODS),),
                              "width": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 1}),
                              "height": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 1}),
                              "crop": (["disabled", "center"],)}}
@@ -246,7 +221,7 @@ class ImageScaleBy:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE",), "upscale_method": (UPSCALE_METHODS,),
+        return {"required": {"image": ("IMAGE",), "upscale_method": (list(UPSCALE_METHODS),),
                              "scale_by": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01})}}
 
     def upscale(self, image: torch.Tensor, upscale_method: str, scale_by: float):
