@@ -2,8 +2,9 @@
 
 Every connected client has an outbox drained by its own writer task, so a slow browser never
 blocks the others or the worker. Text events are never dropped (a client that falls hopelessly
-behind is disconnected and can catch up through /history); preview frames are dropped when a
-client's outbox is backed up, since only the latest preview matters. All methods run on the
+behind is disconnected and can catch up through /history); JPEG preview frames are dropped when a
+client's outbox is backed up, since only the latest preview matters. PNG frames are never dropped:
+they are results a node delivers over the socket (ComfyUI's SaveImageWebsocket), not previews. All methods run on the
 event loop; the worker thread reaches them through `post()` (loop.call_soon_threadsafe).
 """
 
@@ -149,7 +150,7 @@ class WebSocketHub:
         if sid is None:
             return
         for client in list(self.clients.get(sid, ())):
-            if client.outbox.qsize() > _MAX_PREVIEW_BACKLOG:
+            if image_format.upper() != "PNG" and client.outbox.qsize() > _MAX_PREVIEW_BACKLOG:
                 continue  # a backed-up socket skips this preview; the next one supersedes it
             if client.wants_preview_metadata:
                 metadata = {"node_id": node_id, "prompt_id": prompt_id,
