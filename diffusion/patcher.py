@@ -19,14 +19,10 @@ from diffusion.latent_formats import LatentFormat
 from diffusion.memory import ModelManager
 from diffusion.models.blocks import timestep_embedding
 from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetConfig, UNetModel
-from diffusion.weight_patches import (
-    PatchedWeights,
-    PatchEntry,
-    copy_nested,
-    copy_patch_lists,
-    key_patches,
-    record_patches,
-)
+from diffusion.model_options import ModelOptions, copy_nested, new_model_options
+from diffusion.sampling.guidance import denoise
+from diffusion.sampling.model_sampling import DiscreteModelSampling, model_sampling_from_config
+from diffusion.weight_patches import PatchedWeights, PatchEntry, copy_patch_lists, key_patches, record_patches
 
 MODEL_KEY_PREFIX = "diffusion_model."
 """ComfyUI's state-dict prefix of UNet parameters inside a MODEL (``model.model.state_dict()``)."""
@@ -57,8 +53,64 @@ class _SharedUNet:
         self.load_info: Any = None  # what the loader detected, for handing the network out again
 
 
-class ModelHandle:
-    """The MODEL value: ``apply_model`` runs the UNet; ``clone`` is cheap and shares weights."""
+class BaseModel:
+    """ComfyUI's ``model.model`` as packs read it: the UNet, noise parameterisation, latent format.
+
+    A view on one handle (made on access; holds no state of its own).
+    """
+
+    def __init__(self, handle: ModelHandle) -> None:
+        self._handle = handle
+
+    @property
+    def diffusion_model(self) -> UNetModel:
+        return self._handle.diffusion_model
+
+    @property
+    def model_sampling(self) -> Any:
+        return self._handle.get_model_object("model_sampling")
+
+    @property
+    def latent_format(self) -> LatentFormat:
+        return self._handle.latent_format
+
+    def get_dtype(self) -> torch.dtype:
+        return self._handle.compute_dtype
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The unpatched weights under ComfyUI keys (``diffusion_model.…``)."""
+        return self._handle.model_state_dict()
+
+    def apply_model(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        c_concat: torch.Tensor | None = None,
+        c_crossattn: torch.Tensor | None = None,
+        control: Any = None,
+        transformer_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """ComfyUI's ``BaseModel.apply_model``: the denoised latent for noisy `x` at sigmas `t`."""
+        return denoise(
+            self._handle,
+            self.model_sampling,
+            x,
+            t,
+            c_crossattn,
+            c_concat=c_concat,
+            y=kwargs.get("y"),
+            control=control,
+            transformer_options=transformer_options,
+        )
+
+
+class ModelHandle(ModelOptions):
+    """The MODEL value: ``apply_model`` runs the UNet; ``clone`` is cheap and shares weights.
+
+    Beside our own API it offers ComfyUI's ``ModelPatcher`` interface (weight patches, hook setters
+    from :class:`ModelOptions`, object patches, ``model``); see docs/MODEL_INTERFACE.md.
+    """
 
     def __init__(
         self,
@@ -80,7 +132,8 @@ class ModelHandle:
         # ComfyUI's ModelPatcher state: weight patches by state-dict key and the id of that set.
         self.patches: dict[str, list[PatchEntry]] = {}
         self.patches_uuid: uuid.UUID | None = None
-        self.model_options: dict[str, Any] = {"transformer_options": {}}
+        self.model_options: dict[str, Any] = new_model_options()
+        self.object_patches: dict[str, Any] = {}
         manager.register(unet, f"{name or family} (unet)")
 
     # identity and copies ------------------------------------------------------------------------
@@ -110,8 +163,46 @@ class ModelHandle:
         return self.manager.device
 
     @property
+    def offload_device(self) -> torch.device:
+        return self.manager.offload_device
+
+    @property
     def compute_dtype(self) -> torch.dtype:
         return next(self._shared.unet.parameters()).dtype
+
+    def model_dtype(self) -> torch.dtype:
+        """ComfyUI's name for the compute dtype."""
+        return self.compute_dtype
+
+    @property
+    def model(self) -> BaseModel:
+        """ComfyUI's ``ModelPatcher.model``: ``diffusion_model``, ``model_sampling``, ``latent_format``."""
+        return BaseModel(self)
+
+    # object patches -----------------------------------------------------------------------------
+    def add_object_patch(self, name: str, obj: Any) -> None:
+        """Record an attribute replacement; :meth:`get_model_object` returns it for `name`.
+
+        Recorded for the packs that read it back; nothing is installed in the network, and our
+        samplers take the noise schedule from :attr:`sampling_config` (ModelSamplingDiscrete).
+        """
+        self.object_patches[name] = obj
+
+    def get_model_object(self, name: str) -> Any:
+        """An object patch by name, else the attribute at the dotted path under :attr:`model`."""
+        if name in self.object_patches:
+            return self.object_patches[name]
+        if name == "model_sampling":
+            return self.model_sampling
+        target: Any = self.model
+        for part in name.split("."):
+            target = getattr(target, part)
+        return target
+
+    @property
+    def model_sampling(self) -> DiscreteModelSampling:
+        """The noise table and parameterisation this handle samples with."""
+        return model_sampling_from_config(self.sampling_config)
 
     def clone(self) -> ModelHandle:
         """A new handle on the same weights; its patches and settings can change independently."""
@@ -127,6 +218,7 @@ class ModelHandle:
         twin.patches = copy_patch_lists(self.patches)
         twin.patches_uuid = self.patches_uuid
         twin.model_options = copy_nested(self.model_options)
+        twin.object_patches = dict(self.object_patches)
         return twin
 
     def with_sampling_config(self, **changes: Any) -> ModelHandle:
@@ -196,11 +288,14 @@ class ModelHandle:
         y: torch.Tensor | None = None,
         concat: torch.Tensor | None = None,
         control: dict[str, list[torch.Tensor | None]] | None = None,
+        transformer_options: dict[str, Any] | None = None,
     ) -> torch.Tensor:
         """Raw network output (eps or v) for scaled-and-c_in'd latents ``x`` at float timesteps ``[B]``.
 
         ``concat`` is the inpainting input ``cat([mask, masked_latent])`` (5 channels); an
         inpainting model called without it sees "inpaint everything" (mask 1, empty latent).
+        ``transformer_options`` is ComfyUI's per-call dict (hooks, cond_or_uncond, sigmas); None
+        runs this handle's ``model_options["transformer_options"]``.
         """
         unet = self.prepare()
         device, dtype = self.manager.device, self.compute_dtype
@@ -225,8 +320,13 @@ class ModelHandle:
                 context.to(device, dtype),
                 None if y is None else y.to(device, dtype),
                 control,
+                self._call_options() if transformer_options is None else transformer_options,
             )
         return out.to(x.device, x.dtype)
+
+    def _call_options(self) -> dict[str, Any]:
+        """A per-call copy of the handle's transformer options (the UNet writes position keys into it)."""
+        return dict(self.model_options.get("transformer_options", {}))
 
     def encode_adm(
         self, cond_dict: dict[str, Any], batch: int, width: int = 768, height: int = 768

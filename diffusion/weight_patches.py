@@ -262,16 +262,3 @@ def key_patches(
         if filter_prefix is None or key.startswith(filter_prefix)
     }
 
-
-def copy_nested(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A clone's ``model_options``: nested dicts and lists copied, the objects in them shared."""
-
-    def copy(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: copy(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [copy(v) for v in value]
-        return value
-
-    return copy(options)
-

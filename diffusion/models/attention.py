@@ -2,9 +2,16 @@
 
 Attention goes through ``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-
 efficient kernels where available), never a materialised score matrix.
+
+The transformer blocks honour ComfyUI's attention hook points from ``transformer_options``
+(``patches``: attn1/attn2 input and output patches, middle patch; ``patches_replace``: attn1 /
+attn2 replacements by block), at the same places and with the same arguments as ComfyUI's
+``BasicTransformerBlock``; see docs/MODEL_INTERFACE.md §2. Without hooks nothing extra runs.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,15 +47,25 @@ class CrossAttention(nn.Module):
         inner = heads * dim_head
         context_dim = context_dim or query_dim
         self.heads = heads
+        self.dim_head = dim_head
         self.upcast = upcast
         self.to_q = nn.Linear(query_dim, inner, bias=False)
         self.to_k = nn.Linear(context_dim, inner, bias=False)
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(0.0))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, value: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Attend from `x` to `context` (keys) and `value` (values; default: the context)."""
         context = x if context is None else context
-        out = attention(self.to_q(x), self.to_k(context), self.to_v(context), self.heads, self.upcast)
+        value = context if value is None else value
+        out = attention(self.to_q(x), self.to_k(context), self.to_v(value), self.heads, self.upcast)
+        return self.to_out(out)
+
+    def replaced(self, x: torch.Tensor, context: torch.Tensor, value: torch.Tensor, replace, extra_options) -> torch.Tensor:
+        """ComfyUI's attention replacement: `replace` gets projected q, k, v and returns the heads' output."""
+        out = replace(self.to_q(x), self.to_k(context), self.to_v(value), extra_options)
         return self.to_out(out)
 
 
@@ -81,6 +98,9 @@ class BasicTransformerBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int, upcast: bool = False) -> None:
         super().__init__()
+        self.n_heads = heads
+        self.d_head = dim_head
+        self.attn_precision = torch.float32 if upcast else None
         self.attn1 = CrossAttention(dim, heads, dim_head, upcast=upcast)
         self.ff = FeedForward(dim)
         self.attn2 = CrossAttention(dim, heads, dim_head, context_dim=context_dim, upcast=upcast)
@@ -88,9 +108,70 @@ class BasicTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, transformer_options: dict[str, Any] | None = None
+    ) -> torch.Tensor:
+        patches = replace = None
+        if transformer_options:
+            patches = transformer_options.get("patches")
+            replace = transformer_options.get("patches_replace")
+        if patches or replace:
+            return self._forward_hooked(x, context, transformer_options, patches or {}, replace or {})
         x = self.attn1(self.norm1(x)) + x
         x = self.attn2(self.norm2(x), context) + x
+        return self.ff(self.norm3(x)) + x
+
+    def _forward_hooked(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        options: dict[str, Any],
+        patches: dict[str, list],
+        replace: dict[str, dict],
+    ) -> torch.Tensor:
+        """The same block with ComfyUI's hook points, in ComfyUI's order."""
+        extra = {k: v for k, v in options.items() if k not in ("patches", "patches_replace")}
+        extra.update(n_heads=self.n_heads, dim_head=self.d_head, attn_precision=self.attn_precision)
+        block = options.get("block")
+        # A replacement is looked up by (block kind, block id, transformer block index), then by block.
+        indexed = None if block is None else (block[0], block[1], options.get("block_index", 0))
+
+        n = self.norm1(x)
+        context1 = value1 = None
+        if "attn1_patch" in patches:
+            context1 = value1 = n
+            for patch in patches["attn1_patch"]:
+                n, context1, value1 = patch(n, context1, value1, extra)
+        replacements = replace.get("attn1", {})
+        key = indexed if indexed in replacements else block
+        if key in replacements:
+            context1 = n if context1 is None else context1
+            value1 = context1 if value1 is None else value1
+            n = self.attn1.replaced(n, context1, value1, replacements[key], extra)
+        else:
+            n = self.attn1(n, context1, value1)
+        for patch in patches.get("attn1_output_patch", ()):
+            n = patch(n, extra)
+        x = n + x
+        for patch in patches.get("middle_patch", ()):
+            x = patch(x, extra)
+
+        n = self.norm2(x)
+        context2, value2 = context, None
+        if "attn2_patch" in patches:
+            value2 = context2
+            for patch in patches["attn2_patch"]:
+                n, context2, value2 = patch(n, context2, value2, extra)
+        replacements = replace.get("attn2", {})
+        key = indexed if indexed in replacements else block
+        if key in replacements:
+            value2 = context2 if value2 is None else value2
+            n = self.attn2.replaced(n, context2, value2, replacements[key], extra)
+        else:
+            n = self.attn2(n, context2, value2)
+        for patch in patches.get("attn2_output_patch", ()):
+            n = patch(n, extra)
+        x = n + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -125,16 +206,22 @@ class SpatialTransformer(nn.Module):
             BasicTransformerBlock(inner, heads, dim_head, context_dim, upcast) for _ in range(depth)
         )
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, transformer_options: dict[str, Any] | None = None
+    ) -> torch.Tensor:
         batch, _, height, width = x.shape
+        if transformer_options is not None:
+            transformer_options["activations_shape"] = list(x.shape)
         h = self.norm(x)
         if not self.use_linear:
             h = self.proj_in(h)
         h = h.permute(0, 2, 3, 1).reshape(batch, height * width, -1)
         if self.use_linear:
             h = self.proj_in(h)
-        for block in self.transformer_blocks:
-            h = block(h, context)
+        for index, block in enumerate(self.transformer_blocks):
+            if transformer_options is not None:
+                transformer_options["block_index"] = index
+            h = block(h, context, transformer_options)
         if self.use_linear:
             h = self.proj_out(h)
         h = h.reshape(batch, height, width, -1).permute(0, 3, 1, 2)

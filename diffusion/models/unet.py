@@ -6,11 +6,17 @@ model takes SDXL's size/pooled-text vector (``label_emb``). Module names are the
 checkpoint's ``model.diffusion_model.*`` tensors load with a plain ``load_state_dict``.
 
 Reading order: config → constructor (encoder, middle, decoder) → forward.
+
+``forward`` takes ComfyUI's ``transformer_options`` and honours its block hook points
+(``emb_patch``, ``input_block_patch``, ``input_block_patch_after_skip``, ``output_block_patch``)
+where ComfyUI's ``openaimodel.UNetModel`` does, keeping ``block``/``transformer_index`` current
+for the attention hooks; see docs/MODEL_INTERFACE.md §2.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,12 +85,15 @@ class TimestepEmbedSequential(nn.Sequential):
         emb: torch.Tensor,
         context: torch.Tensor,
         output_size: tuple[int, int] | None = None,
+        transformer_options: dict[str, Any] | None = None,
     ) -> torch.Tensor:
         for layer in self:
             if isinstance(layer, ResBlock):
                 x = layer(x, emb)
             elif isinstance(layer, SpatialTransformer):
-                x = layer(x, context)
+                x = layer(x, context, transformer_options)
+                if transformer_options is not None and "transformer_index" in transformer_options:
+                    transformer_options["transformer_index"] += 1
             elif isinstance(layer, Upsample):
                 x = layer(x, output_size)
             else:
@@ -172,16 +181,24 @@ class UNetModel(nn.Module):
         context: torch.Tensor,
         y: torch.Tensor | None = None,
         control: dict[str, list[torch.Tensor | None]] | None = None,
+        transformer_options: dict[str, Any] | None = None,
     ) -> torch.Tensor:
         """Predict the network target for latent ``x`` at (float) ``timesteps`` ``[B]``.
 
         ``control`` holds ControlNet/T2I residuals as ComfyUI lays them out: ``"input"`` (one per
         input block, consumed from the end), ``"middle"`` and ``"output"`` (in input-block order,
         consumed from the end by the output blocks). The lists are copied, never mutated.
+        ``transformer_options`` is ComfyUI's per-call dict; this call writes its position keys.
         """
         control = {name: list(residuals) for name, residuals in (control or {}).items()}
+        options = {} if transformer_options is None else transformer_options
+        options["original_shape"] = list(x.shape)
+        options["transformer_index"] = 0
+        patches = options.get("patches") or {}
         dtype = self.time_embed[0].weight.dtype
         emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(dtype))
+        for patch in patches.get("emb_patch", ()):
+            emb = patch(emb, self.config.model_channels, options)
         if self.config.adm_in_channels is not None:
             if y is None:
                 raise ValueError("this UNet needs the SDXL conditioning vector y")
@@ -190,16 +207,25 @@ class UNetModel(nn.Module):
         h = x.to(dtype)
         context = context.to(dtype)
         skips = []
-        for block in self.input_blocks:
-            h = _add_control(block(h, emb, context), control, "input")
+        for index, block in enumerate(self.input_blocks):
+            options["block"] = ("input", index)
+            h = _add_control(block(h, emb, context, None, options), control, "input")
+            for patch in patches.get("input_block_patch", ()):
+                h = patch(h, options)
             skips.append(h)
-        h = _add_control(self.middle_block(h, emb, context), control, "middle")
-        for block in self.output_blocks:
+            for patch in patches.get("input_block_patch_after_skip", ()):
+                h = patch(h, options)
+        options["block"] = ("middle", 0)
+        h = _add_control(self.middle_block(h, emb, context, None, options), control, "middle")
+        for index, block in enumerate(self.output_blocks):
+            options["block"] = ("output", index)
             skip = _add_control(skips.pop(), control, "output")
+            for patch in patches.get("output_block_patch", ()):
+                h, skip = patch(h, skip, options)
             h = torch.cat([h, skip], dim=1)
             # Upsample to the next skip's size so odd latent sizes round-trip.
             output_size = tuple(skips[-1].shape[-2:]) if skips else None
-            h = block(h, emb, context, output_size)
+            h = block(h, emb, context, output_size, options)
         return self.out(h)
 
 

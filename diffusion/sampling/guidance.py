@@ -5,11 +5,16 @@ callable the samplers expect. Each conditioning entry may cover an area or a mas
 strength and be limited to part of the schedule; all entries active at a step are evaluated in as
 few model calls as possible (cond and uncond together) and their x0 estimates averaged with the
 entries' weights before guidance: x0 = uncond + cfg·(cond − uncond).
+
+A model's ComfyUI ``model_options`` hooks run here as in ComfyUI's ``samplers.py``: the UNet
+function wrapper around each model call, then pre-cfg functions, the cfg function and post-cfg
+functions on the guided result (docs/MODEL_INTERFACE.md §2).
 """
 
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +48,7 @@ class CondChunk:
     concat: torch.Tensor | None = None  # full-size, cropped per call
     control: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    uuid: uuid.UUID = field(default_factory=uuid.uuid4)  # ComfyUI's per-cond id (transformer_options["uuids"])
 
     def active(self, sigma: float) -> bool:
         return self.sigma_low <= sigma <= self.sigma_high
@@ -246,12 +252,46 @@ class CFGDenoiser:
         self.negative = add_uncond_areas(positive, negative)
         self.model_calls = 0
         self._input_cache: dict[tuple, tuple] = {}
+        self.model_options: dict[str, Any] = getattr(model, "model_options", None) or {}
+        self._guidance_hooked = any(
+            name in self.model_options
+            for name in ("sampler_cfg_function", "sampler_pre_cfg_function", "sampler_post_cfg_function")
+        )
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
-        if math.isclose(self.cfg, 1.0):
-            return self.predict([self.positive], x, sigma)[0]
-        cond, uncond = self.predict([self.positive, self.negative], x, sigma)
-        return uncond + (cond - uncond) * self.cfg
+        skip_uncond = math.isclose(self.cfg, 1.0) and not self.model_options.get("disable_cfg1_optimization", False)
+        if not self._guidance_hooked:
+            if skip_uncond:
+                return self.predict([self.positive], x, sigma)[0]
+            cond, uncond = self.predict([self.positive, self.negative], x, sigma)
+            return uncond + (cond - uncond) * self.cfg
+        return self._guided_with_hooks(x, sigma, skip_uncond)
+
+    def _guided_with_hooks(self, x: torch.Tensor, sigma: torch.Tensor, skip_uncond: bool) -> torch.Tensor:
+        """ComfyUI's ``sampling_function`` / ``cfg_function`` with the model's cfg hooks."""
+        options, scale = self.model_options, self.cfg
+        conds = [self.positive, None if skip_uncond else self.negative]
+        if skip_uncond:  # ComfyUI hands hooks an all-zero uncond when it skips that pass
+            out = [self.predict([self.positive], x, sigma)[0], torch.zeros_like(x)]
+        else:
+            out = self.predict([self.positive, self.negative], x, sigma)
+        base = getattr(self.model, "model", self.model)  # ComfyUI passes its BaseModel as "model"
+        for function in options.get("sampler_pre_cfg_function", ()):
+            out = function({"conds": conds, "conds_out": out, "cond_scale": scale, "timestep": sigma, "input": x,
+                            "sigma": sigma, "model": base, "model_options": options})
+        cond, uncond = out[0], out[1]
+        if "sampler_cfg_function" in options:
+            args = {"cond": x - cond, "uncond": x - uncond, "cond_scale": scale, "timestep": sigma, "input": x,
+                    "sigma": sigma, "cond_denoised": cond, "uncond_denoised": uncond, "model": base,
+                    "model_options": options, "input_cond": conds[0], "input_uncond": conds[1]}
+            result = x - options["sampler_cfg_function"](args)
+        else:
+            result = uncond + (cond - uncond) * scale
+        for function in options.get("sampler_post_cfg_function", ()):
+            result = function({"denoised": result, "cond": conds[0], "uncond": conds[1], "cond_scale": scale,
+                               "model": base, "uncond_denoised": uncond, "cond_denoised": cond, "sigma": sigma,
+                               "model_options": options, "input": x})
+        return result
 
     def predict(self, cond_lists: list[list[CondChunk]], x: torch.Tensor, sigma: torch.Tensor) -> list[torch.Tensor]:
         """Weighted average x0 of each conditioning list at (x, σ)."""
@@ -303,21 +343,39 @@ class CFGDenoiser:
             self._input_cache[key] = cached
         return cached
 
+    def _apply_model(self, input: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
+        """What a UNet function wrapper receives as ``apply_model``: (x, sigma, **c) → denoised."""
+        return denoise(self.model, self.ms, input, timestep, **c)
+
     def _run_group(self, group, x, sigma, totals, counts) -> None:
         batch = x.shape[0]
         context, y, concat = self._batched_inputs(group, batch)
         xs = [_crop(x, c.area) for _, c in group]
         x_in = torch.cat(xs) if len(xs) > 1 else xs[0]
         sigma_in = sigma.repeat(len(group)) if len(group) > 1 else sigma
-        x_c = self.ms.calculate_input(sigma_in, x_in)
-        timestep = self.ms.timestep(sigma_in).float()
         control = group[0][1].control
         if control is not None and hasattr(control, "get_control"):
             # A ControlNet-like object computes its residuals for exactly this batch and step.
+            x_c = self.ms.calculate_input(sigma_in, x_in)
+            timestep = self.ms.timestep(sigma_in).float()
             control = control.get_control(x_c, timestep, context, y=y, sigma=sigma_in)
-        out = self.model.apply_model(x_c, timestep, context, y=y, concat=concat, control=control)
+        cond_or_uncond = [list_index for list_index, _ in group]
+        transformer_options = dict(self.model_options.get("transformer_options", {}))
+        transformer_options.update(
+            cond_or_uncond=cond_or_uncond, uuids=[c.uuid for _, c in group], sigmas=sigma
+        )
+        c: dict[str, Any] = {"c_crossattn": context, "control": control, "transformer_options": transformer_options}
+        if y is not None:
+            c["y"] = y
+        if concat is not None:
+            c["c_concat"] = concat
+        wrapper = self.model_options.get("model_function_wrapper")
+        if wrapper is None:
+            denoised = self._apply_model(x_in, sigma_in, **c)
+        else:
+            args = {"input": x_in, "timestep": sigma_in, "c": c, "cond_or_uncond": cond_or_uncond}
+            denoised = wrapper(self._apply_model, args)
         self.model_calls += 1
-        denoised = self.ms.calculate_denoised(sigma_in, out, x_in)
         for k, (list_index, c) in enumerate(group):
             part = denoised[k * batch : (k + 1) * batch]
             weight = c.weight
@@ -328,6 +386,32 @@ class CFGDenoiser:
                 h, w, y0, x0 = c.area
                 totals[list_index][:, :, y0 : y0 + h, x0 : x0 + w] += part * weight
                 counts[list_index][:, :, y0 : y0 + h, x0 : x0 + w] += weight
+
+
+def denoise(
+    model: Any,
+    ms: DiscreteModelSampling,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    c_crossattn: torch.Tensor,
+    *,
+    c_concat: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+    control: Any = None,
+    transformer_options: dict[str, Any] | None = None,
+    **_: Any,
+) -> torch.Tensor:
+    """ComfyUI's ``BaseModel.apply_model``: the denoised latent for noisy `x` at `sigma` ``[B]``.
+
+    Other keyword arguments (conds a pack added to ``c``) are accepted and ignored, as ComfyUI's
+    models ignore conds they do not use.
+    """
+    x_c = ms.calculate_input(sigma, x)
+    timestep = ms.timestep(sigma).float()
+    out = model.apply_model(
+        x_c, timestep, c_crossattn, y=y, concat=c_concat, control=control, transformer_options=transformer_options
+    )
+    return ms.calculate_denoised(sigma, out, x)
 
 
 def _crop(t: torch.Tensor, area: tuple[int, int, int, int] | None) -> torch.Tensor:

@@ -107,16 +107,23 @@ def default_max_batch(model: Any, latent_shape: torch.Size) -> int | None:
 
 
 class _InpaintDenoiser:
-    """Keeps the known latent outside the mask: re-noised to σ on the way in, exact on the way out."""
+    """Keeps the known latent outside the mask: re-noised to σ on the way in, exact on the way out.
 
-    def __init__(self, inner, mask, latent, noise):
+    A model's ``denoise_mask_function`` (ComfyUI hook) may reshape the mask at every step.
+    """
+
+    def __init__(self, inner, mask, latent, noise, mask_function=None, hook_extra=None):
         self.inner, self.mask, self.latent, self.noise = inner, mask, latent, noise
+        self.mask_function, self.hook_extra = mask_function, hook_extra
 
     def __call__(self, x, sigma, **kwargs):
-        keep = 1.0 - self.mask
+        mask = self.mask
+        if self.mask_function is not None:
+            mask = self.mask_function(sigma, mask, extra_options=self.hook_extra)
+        keep = 1.0 - mask
         s = sigma.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
-        x = x * self.mask + (self.latent + self.noise * s) * keep
-        return self.inner(x, sigma, **kwargs) * self.mask + self.latent * keep
+        x = x * mask + (self.latent + self.noise * s) * keep
+        return self.inner(x, sigma, **kwargs) * mask + self.latent * keep
 
 
 def run_sampler(
@@ -162,7 +169,9 @@ def run_sampler(
         if sampler.name in RANDOM_INPAINT_NOISE_SAMPLERS:
             generator = cpu_generator(((seed if seed is not None else 41) + 1) % (2**64))
             inpaint_noise = torch.randn(noise.shape, generator=generator).to(device)
-        denoiser = _InpaintDenoiser(denoiser, mask, latent, inpaint_noise)
+        mask_function = denoiser.model_options.get("denoise_mask_function")
+        hook_extra = {"model": getattr(model, "model", model), "sigmas": sigmas}
+        denoiser = _InpaintDenoiser(denoiser, mask, latent, inpaint_noise, mask_function, hook_extra)
     x = ms.noise_scaling(sigmas[0], noise, latent, max_denoise=ms.is_max_denoise(float(sigmas[0])))
     total = len(sigmas) - 1
     last_x0: dict[str, torch.Tensor] = {}

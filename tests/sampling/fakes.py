@@ -52,7 +52,7 @@ class FakeModelHandle:
         twin.sampling_config = dataclasses.replace(self.sampling_config, **changes)
         return twin
 
-    def apply_model(self, x, timestep, context, y=None, concat=None, control=None):
+    def apply_model(self, x, timestep, context, y=None, concat=None, control=None, transformer_options=None):
         self.calls.append({"x": x.shape, "x_value": x.clone(), "timestep": timestep.clone(), "context": context.shape,
                            "y": None if y is None else y.shape, "concat": None if concat is None else concat.clone()})
         c = context.mean(dim=(1, 2)).reshape(-1, 1, 1, 1)

@@ -161,7 +161,7 @@ def test_control_objects_get_each_batch_and_their_residuals_reach_the_model():
     seen_controls = []
     original = model.apply_model
 
-    def apply_model(x, timestep, context, y=None, concat=None, control=None):
+    def apply_model(x, timestep, context, y=None, concat=None, control=None, transformer_options=None):
         seen_controls.append(control)
         return original(x, timestep, context, y, concat, control)
 
