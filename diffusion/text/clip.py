@@ -71,6 +71,24 @@ class CLIP:
             result.update(key_patches(encoder.weights, self.patches, filter_prefix))
         return result
 
+    def load_sd(self, sd: dict[str, torch.Tensor], full_model: bool = False) -> tuple[list[str], list[str]]:
+        """Take these encoder weights (ComfyUI keys) on this handle; returns (missing, unexpected).
+
+        Unlike ComfyUI, which overwrites the shared network, the weights are recorded as ``set``
+        patches, so clones that share the encoders keep theirs (call on a clone).
+        """
+        known = {key for encoder in self.encoders.values() for key in encoder.weights.keys}
+        for key, value in sd.items():
+            if key in known:
+                self.patches.setdefault(key, []).append((1.0, ("set", (value,)), 1.0, None, None))
+        self.patches_uuid = uuid.uuid4()
+        return sorted(known - set(sd)), sorted(set(sd) - known)
+
+    @property
+    def cond_stage_model(self) -> CondStageModel:
+        """ComfyUI's ``clip.cond_stage_model``: layer options and the state dict."""
+        return CondStageModel(self)
+
     def get_sd(self) -> dict[str, torch.Tensor]:
         """Every encoder weight under ComfyUI keys, with this handle's patches merged.
 
@@ -93,6 +111,10 @@ class CLIP:
         self.layer_idx = layer
 
     clip_layer = set_last_layer  # ComfyUI's spelling, used by custom nodes
+
+    def reset_clip_options(self) -> None:
+        """Back to the family's default hidden layer."""
+        self.layer_idx = None
 
     def with_embedding_files(self, find_file: Callable[[str], Path | None]) -> CLIP:
         """A clone that resolves ``embedding:NAME`` through `find_file` (a contained folder lookup)."""
@@ -157,3 +179,31 @@ class CLIP:
     def __repr__(self) -> str:
         parts = ", ".join(f"{e.slot.name} w{e.width}×{e.arch.layers}" for e in self.encoders.values())
         return f"CLIP({self.family}: {parts}, layer={self.layer_idx})"
+
+
+class CondStageModel:
+    """View of a CLIP as ComfyUI's ``cond_stage_model`` (its encoders together) for packs.
+
+    Layer options set here are the CLIP handle's own (``clip_layer`` on a clone, as ComfyUI's
+    CLIPSetLastLayer does); ``state_dict`` gives the unpatched weights under ComfyUI keys.
+    """
+
+    def __init__(self, clip: CLIP) -> None:
+        self._clip = clip
+
+    def clip_layer(self, layer_idx: int) -> None:
+        self._clip.set_last_layer(layer_idx)
+
+    def reset_clip_options(self) -> None:
+        self._clip.reset_clip_options()
+
+    def set_clip_options(self, options: dict[str, Any]) -> None:
+        """ComfyUI's option dict; ``layer`` is honoured, other options are not offered."""
+        if "layer" in options:
+            self._clip.set_last_layer(options["layer"])
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {key: entries[0][0] for key, entries in self._clip.get_key_patches().items()}
+
+    def load_sd(self, sd: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+        return self._clip.load_sd(sd)
