@@ -1,0 +1,1 @@
+"""LoRA and LyCORIS: key maps from trainers' names to model keys, weight adapters, file loading."""
