@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from diffusion.weight_patches import WeightAdapter
+
 log = logging.getLogger(__name__)
 
 Function = Callable[[torch.Tensor], torch.Tensor]
@@ -53,14 +55,19 @@ def weight_decompose(
     return weight + strength * (decomposed - weight)
 
 
-class DeltaAdapter:
+class DeltaAdapter(WeightAdapter):
     """An adapter whose effect is ``W + strength·ΔW(W)`` (optionally DoRA-normalised)."""
 
     name = "delta"
 
     def __init__(self, loaded_keys: tuple[str, ...], dora_scale: torch.Tensor | None = None) -> None:
-        self.loaded_keys = loaded_keys
+        self.loaded_keys = set(loaded_keys)
         self.dora_scale = dora_scale
+
+    @property
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        """The adapter's tensors (ComfyUI adapters expose theirs as ``weights``)."""
+        return tuple(value for value in vars(self).values() if isinstance(value, torch.Tensor))
 
     def delta(self, weight: torch.Tensor) -> torch.Tensor:
         """ΔW (already scaled by the adapter's own alpha/rank) for `weight`, in `weight`'s dtype."""
@@ -93,10 +100,6 @@ class DeltaAdapter:
             return weight
         work = weight.to(intermediate_dtype)
         return self.merge(work, strength, function or _identity).to(weight.dtype)
-
-    def tensors(self) -> list[torch.Tensor]:
-        """The adapter's tensors (for size accounting and device moves)."""
-        return [value for value in vars(self).values() if isinstance(value, torch.Tensor)]
 
 
 def _to_shape(diff: torch.Tensor, shape: torch.Size) -> torch.Tensor:

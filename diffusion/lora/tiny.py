@@ -187,8 +187,9 @@ def random_lora(fmt: str, target: LoRATarget, rank: int = 4, seed: int = 0) -> d
     if fmt == "peft":
         state = {}
         for name, shape in _peft_names(target).items():
-            state[f"{name}.lora_A.weight"] = 0.1 * torch.randn((rank, math.prod(shape[1:])), generator=g)
-            state[f"{name}.lora_B.weight"] = 0.1 * torch.randn((shape[0], rank), generator=g)
+            ones = (1,) * (len(shape) - 2)  # PEFT keeps a conv's kernel axes (1×1 up)
+            state[f"{name}.lora_A.weight"] = 0.1 * torch.randn((rank, *shape[1:]), generator=g)
+            state[f"{name}.lora_B.weight"] = 0.1 * torch.randn((shape[0], rank, *ones), generator=g)
         return state
     state = {}
     for name, shape in _kohya_names(target, convs=fmt != "kohya").items():
