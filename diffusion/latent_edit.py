@@ -198,3 +198,18 @@ def sharpen(radius: int, sigma: float, alpha: float) -> LatentOperation:
 
 def apply_operation(latent: dict, operation: LatentOperation) -> dict:
     return _with_samples(latent, operation(latent=latent["samples"]))
+
+
+def pre_cfg_hook(operation: LatentOperation) -> Callable[[dict[str, Any]], list[torch.Tensor]]:
+    """A ``sampler_pre_cfg_function`` applying ``operation`` to the guidance direction
+    ``cond - uncond`` (x0 predictions) before CFG scales it; alone (one output) to cond itself."""
+
+    def hook(args: dict[str, Any]) -> list[torch.Tensor]:
+        out = list(args["conds_out"])
+        if len(out) == 2:
+            out[0] = operation(latent=out[0] - out[1]) + out[1]
+        else:
+            out[0] = operation(latent=out[0])
+        return out
+
+    return hook

@@ -201,6 +201,22 @@ class LatentApplyOperation:
         return (latent_edit.apply_operation(samples, operation),)
 
 
+class LatentApplyOperationCFG:
+    CATEGORY = "latent/advanced/operations"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    EXPERIMENTAL = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "operation": ("LATENT_OPERATION",)}}
+
+    def patch(self, model, operation):
+        patched = model.clone()
+        patched.set_model_sampler_pre_cfg_function(latent_edit.pre_cfg_hook(operation))
+        return (patched,)
+
+
 class LatentOperationTonemapReinhard:
     CATEGORY = "latent/advanced/operations"
     RETURN_TYPES = ("LATENT_OPERATION",)
@@ -246,6 +262,7 @@ NODE_CLASS_MAPPINGS = {
     "LatentBatchSeedBehavior": LatentBatchSeedBehavior,
     "RebatchLatents": RebatchLatents,
     "LatentApplyOperation": LatentApplyOperation,
+    "LatentApplyOperationCFG": LatentApplyOperationCFG,
     "LatentOperationTonemapReinhard": LatentOperationTonemapReinhard,
     "LatentOperationSharpen": LatentOperationSharpen,
 }
