@@ -34,6 +34,14 @@ def canonical(value: Any) -> Any:
     raise Uncacheable(f"{kind.__name__} value")
 
 
+def constant_token(value: Any) -> Any:
+    """A constant input's part of the key material; a value we cannot compare never matches."""
+    try:
+        return canonical(value)
+    except Uncacheable:
+        return never_equal()
+
+
 def is_changed_token(value: Any) -> Any:
     """Canonical form of an IS_CHANGED result; NaN (ComfyUI's "always re-run") never matches."""
     if isinstance(value, float) and math.isnan(value):

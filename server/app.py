@@ -7,14 +7,15 @@ loopback port; it creates no globals, so several servers can live in one process
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
-from server.context import CONTEXT, ServerConfig, ServerContext
+from server.context import CONTEXT, EngineRuntime, ServerConfig, ServerContext
 from server.hub import WebSocketHub
 from server.jobs import JobQueue
 from server.routes import files, info, queue, static, userdata, ws
@@ -29,23 +30,16 @@ DATABASE_NAME = "latentgraph-queue.sqlite3"
 API_ROUTES = (*queue.ROUTES, *info.ROUTES, *files.ROUTES, *userdata.ROUTES, *ws.ROUTES)
 
 
-def free_memory_function(runtime: Any) -> Any:
+def free_memory_function(runtime: EngineRuntime) -> Callable[[bool, bool], None]:
     """What POST /free does, between prompts: drop cached outputs and/or unload models."""
 
     def free(unload_models: bool, free_memory: bool) -> None:
         if free_memory:
-            reset = getattr(runtime.executor, "reset", None)
-            if callable(reset):
-                reset()  # cached outputs, node instances and run fingerprints
-            elif runtime.cache is not None:
-                runtime.cache.clear()
-        manager = getattr(runtime.services, "model_manager", None)
+            runtime.executor.reset()  # cached outputs, node instances and run fingerprints
+        manager = runtime.services.model_manager  # None when the runtime has no models (tests)
         if (unload_models or free_memory) and manager is not None:
-            unload = getattr(manager, "unload_all", None)
-            if callable(unload):
-                unload()
+            manager.unload_all()
         if free_memory:
-            import gc
             gc.collect()
 
     return free
@@ -57,7 +51,7 @@ def policy_from_config(config: ServerConfig) -> SecurityPolicy:
                           cors_origins=config.cors_origins)
 
 
-def build_app(runtime: Any, config: ServerConfig) -> web.Application:
+def build_app(runtime: EngineRuntime, config: ServerConfig) -> web.Application:
     """The application; the worker thread starts with the app and stops with it."""
     paths = runtime.services.paths
     store = JobStore(Path(paths.user_directory) / DATABASE_NAME)

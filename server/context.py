@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from engine.cache import OutputCache
+from engine.executor import Executor
+from engine.paths import FolderPaths
+from engine.registry import NodeRegistry
+from engine.runtime import Services
 from server.hub import WebSocketHub
 from server.jobs import JobQueue
 from server.worker import Worker
+
+
+class EngineRuntime(Protocol):
+    """What the server uses of app.bootstrap.Runtime (tests build one from the engine's parts)."""
+
+    registry: NodeRegistry
+    cache: OutputCache
+    services: Services
+    executor: Executor
 
 
 @dataclass
@@ -35,7 +49,7 @@ class ServerConfig:
 class ServerContext:
     """The running server's parts; `request.app[CONTEXT]` in every handler."""
 
-    runtime: Any  # app.bootstrap.Runtime: registry, cache, services, executor, settings
+    runtime: EngineRuntime
     config: ServerConfig
     queue: JobQueue
     hub: WebSocketHub
@@ -43,11 +57,11 @@ class ServerContext:
     started: float = 0.0
 
     @property
-    def registry(self) -> Any:
+    def registry(self) -> NodeRegistry:
         return self.runtime.registry
 
     @property
-    def paths(self) -> Any:
+    def paths(self) -> FolderPaths:
         return self.runtime.services.paths
 
     @property

@@ -13,12 +13,12 @@ import logging
 import signal
 import socket
 import sys
-from typing import Any, Callable
+from typing import Callable
 
 from aiohttp import web
 
 from server.app import build_app
-from server.context import ServerConfig
+from server.context import EngineRuntime, ServerConfig
 from server.security import SecurityPolicy
 from server.store import StoreInUseError
 
@@ -95,7 +95,7 @@ def _print_line(text: str) -> None:
     sys.stdout.flush()
 
 
-async def serve(runtime: Any, config: ServerConfig,
+async def serve(runtime: EngineRuntime, config: ServerConfig,
                 on_ready: Callable[[list[int]], None] | None = None,
                 stop: asyncio.Event | None = None) -> int:
     """Serve until `stop` is set (or SIGINT/SIGTERM); returns the process exit code."""

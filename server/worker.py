@@ -13,9 +13,12 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Protocol
 
-from engine.executor import failure_message, is_out_of_memory
+from engine.events import ExecutionListener
+from engine.failures import failure_message, is_out_of_memory
+from engine.interrupt import InterruptFlag
+from engine.outcome import ExecutionOutcome
 from server.hub import WebSocketHub
 from server.jobs import Job, JobQueue
 
@@ -26,6 +29,14 @@ log = logging.getLogger(__name__)
 # history row is committed, so nobody is told "done" about a result a crash could still lose.
 CLOSING_EVENTS = frozenset({"lg.run_report", "execution_success", "execution_error",
                             "execution_interrupted"})
+
+
+class PromptExecutor(Protocol):
+    """What the worker needs of engine.executor.Executor (tests script one)."""
+
+    def execute(self, prompt: dict[str, Any], prompt_id: str, listener: ExecutionListener | None = None,
+                extra_data: dict[str, Any] | None = None, outputs: Iterable[str] | None = None,
+                interrupt: InterruptFlag | None = None, force: bool = False) -> ExecutionOutcome: ...
 
 
 class ForwardingListener:
@@ -73,7 +84,7 @@ class ForwardingListener:
 class Worker:
     """Owns the execution thread; `start()` / `stop()` from the server's lifecycle hooks."""
 
-    def __init__(self, queue: JobQueue, hub: WebSocketHub, executor: Any,
+    def __init__(self, queue: JobQueue, hub: WebSocketHub, executor: PromptExecutor,
                  free_memory: Callable[[bool, bool], None]) -> None:
         self.queue, self.hub, self.executor = queue, hub, executor
         self._free_memory = free_memory
@@ -154,21 +165,19 @@ class Worker:
                  seconds, ran, len(report) - ran)
 
 
-def outcome_to_history(outcome: Any, job: Job) -> tuple[str, dict[str, Any]]:
+def outcome_to_history(outcome: ExecutionOutcome, job: Job) -> tuple[str, dict[str, Any]]:
     """Turn an ExecutionOutcome into the stored history body (ComfyUI shape plus `lg`)."""
-    status = getattr(outcome, "status", "error")
-    if status == "interrupted":
+    if outcome.status == "interrupted":
         state = "cancelled" if job.cancel_requested else "interrupted"
-    elif status == "success":
+    elif outcome.status == "success":
         state = "success"
     else:
         state = "error"
-    messages = [[event, data] for event, data in (getattr(outcome, "messages", None) or [])]
-    outputs = getattr(outcome, "outputs", None) or {}
-    lg: dict[str, Any] = {"state": state, "run_report": getattr(outcome, "run_report", None) or {}}
-    error = getattr(outcome, "error", None)
-    if error:
-        lg["error"] = error
+    messages = [[event, data] for event, data in outcome.messages]
+    outputs = outcome.outputs
+    lg: dict[str, Any] = {"state": state, "run_report": outcome.run_report}
+    if outcome.error:
+        lg["error"] = outcome.error
     meta = {node_id: {"node_id": node_id, "display_node": node_id, "parent_node": None,
                       "real_node_id": node_id} for node_id in outputs}
     return state, {"outputs": outputs,

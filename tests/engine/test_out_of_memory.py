@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from engine.cache import OutputCache
-from engine.executor import OUT_OF_MEMORY_ADVICE, Executor, ExecutionOutcome
+from engine.executor import Executor, ExecutionOutcome
+from engine.failures import OUT_OF_MEMORY_ADVICE
 from engine.paths import FolderPaths
 from engine.registry import NodeRegistry
 from engine.runtime import Services

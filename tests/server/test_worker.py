@@ -16,7 +16,7 @@ import pytest
 
 from server.jobs import JobQueue
 from server.store import TERMINAL_STATES, JobStore, StoredJob
-from engine.executor import OUT_OF_MEMORY_ADVICE
+from engine.failures import OUT_OF_MEMORY_ADVICE
 from server.worker import Worker
 
 DONE_SIGNALS = ("lg.run_report", "execution_success", "execution_error", "execution_interrupted")
