@@ -1,4 +1,5 @@
-"""LoRA nodes (ComfyUI names and inputs): LoraLoader, LoraLoaderModelOnly and the design card's ``LoRA``."""
+"""LoRA and hypernetwork nodes (ComfyUI names and inputs): LoraLoader, LoraLoaderModelOnly, the design
+card's ``LoRA``, HypernetworkLoader."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from diffusion.hypernetwork import load_hypernetwork
 from diffusion.lora.apply import apply_lora
 from diffusion.lora.loader import describe_unused, read_lora_file
 from nodes.loaders import _files, _resolve
@@ -96,5 +98,39 @@ class LoRA(LoraLoader):
     """The design card's name for the LoRA node: the same inputs, outputs and implementation."""
 
 
-NODE_CLASS_MAPPINGS = {"LoraLoader": LoraLoader, "LoraLoaderModelOnly": LoraLoaderModelOnly, "LoRA": LoRA}
-NODE_DISPLAY_NAME_MAPPINGS = {"LoraLoader": "Load LoRA", "LoraLoaderModelOnly": "LoraLoaderModelOnly", "LoRA": "LoRA"}
+class HypernetworkLoader:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL",),
+                "hypernetwork_name": (_files("hypernetworks"),),
+                "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01}),
+            }
+        }
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load_hypernetwork"
+    CATEGORY = "loaders"
+    DESCRIPTION = "Applies an A1111 hypernetwork to the attention key/value inputs (self- and cross-attention)."
+
+    def load_hypernetwork(self, model, hypernetwork_name, strength):
+        hypernetwork = load_hypernetwork(_resolve("hypernetworks", hypernetwork_name), strength)
+        patched = model.clone()
+        patched.set_model_attn1_patch(hypernetwork)
+        patched.set_model_attn2_patch(hypernetwork)
+        return (patched,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "LoraLoader": LoraLoader,
+    "LoraLoaderModelOnly": LoraLoaderModelOnly,
+    "LoRA": LoRA,
+    "HypernetworkLoader": HypernetworkLoader,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LoraLoader": "Load LoRA",
+    "LoraLoaderModelOnly": "LoraLoaderModelOnly",
+    "LoRA": "LoRA",
+    "HypernetworkLoader": "HypernetworkLoader",
+}

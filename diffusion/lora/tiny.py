@@ -112,7 +112,7 @@ def _peft_names(target: LoRATarget) -> dict[str, tuple[int, ...]]:
 
 def _factor(dimension: int) -> tuple[int, int]:
     """dimension = a·b with a ≤ b as close as possible (LoKr's split)."""
-    a = max(d for d in range(1, int(math.isqrt(dimension)) + 1) if dimension % d == 0)
+    a = max(d for d in range(1, math.isqrt(dimension) + 1) if dimension % d == 0)
     return a, dimension // a
 
 

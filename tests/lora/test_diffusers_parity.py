@@ -13,7 +13,7 @@ from diffusion.lora.tiny import random_lora, tiny_lora_target
 from tests.models.diffusers_reference import diffusers_unet
 
 pytest.importorskip("peft")
-from diffusers.loaders import StableDiffusionLoraLoaderMixin, StableDiffusionXLLoraLoaderMixin  # noqa: E402
+from diffusers.loaders import StableDiffusionLoraLoaderMixin, StableDiffusionXLLoraLoaderMixin
 
 CASES = [("sd1", "kohya"), ("sd1", "peft"), ("sd2", "kohya"), ("sdxl", "kohya"), ("sdxl", "peft")]
 TEXT_PREFIX = {"clip_l": "text_encoder", "clip_h": "text_encoder", "clip_g": "text_encoder_2"}

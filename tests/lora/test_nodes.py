@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from diffusion.checkpoint import files as checkpoint_files
 from diffusion.lora.tiny import random_lora, tiny_lora_target, write_random_lora
 from tests.support.engine_fixtures import make_runtime, node, run
 
@@ -116,7 +115,7 @@ def test_strength_changes_read_neither_the_checkpoint_nor_the_lora_again(runtime
 
 
 def test_an_sdxl_lora_on_sd1_is_a_node_error_naming_both(runtime):
-    outcome, listener = run(runtime, _sample_prompt([_lora("tiny-sdxl-kohya.safetensors")]))
+    outcome, _listener = run(runtime, _sample_prompt([_lora("tiny-sdxl-kohya.safetensors")]))
     assert not outcome.ok
     text = json.dumps(outcome.error, default=str)
     assert "SDXL LoRA" in text and "SD1.x model" in text
@@ -124,7 +123,7 @@ def test_an_sdxl_lora_on_sd1_is_a_node_error_naming_both(runtime):
 
 def test_a_file_with_no_known_key_is_an_error(runtime, base):
     save_file({"something.else": torch.ones(3)}, str(base / "models" / "loras" / "junk.safetensors"))
-    outcome, listener = run(runtime, _sample_prompt([_lora("junk.safetensors")]))
+    outcome, _listener = run(runtime, _sample_prompt([_lora("junk.safetensors")]))
     assert not outcome.ok
     assert "no key this SD1.x model knows" in json.dumps(outcome.error, default=str)
 
@@ -134,7 +133,7 @@ def test_unknown_keys_are_reported_on_the_node(runtime, base):
     state["lora_unet_not_a_module.lora_up.weight"] = torch.zeros(4, 4)
     state["lora_unet_not_a_module.lora_down.weight"] = torch.zeros(4, 4)
     save_file(state, str(base / "models" / "loras" / "partly.safetensors"))
-    outcome, listener = run(runtime, _sample_prompt([_lora("partly.safetensors")]))
+    outcome, _listener = run(runtime, _sample_prompt([_lora("partly.safetensors")]))
     assert outcome.ok
     text = json.dumps(outcome.outputs["lora0"], default=str)
     assert "2 keys not applied" in text and "lora_unet_not_a_module.lora_down.weight" in text
@@ -144,7 +143,7 @@ def test_pickles_that_need_code_are_refused(runtime, base):
     import argparse
 
     torch.save({"x": argparse.Namespace(a=1)}, base / "models" / "loras" / "evil.pt")
-    outcome, listener = run(runtime, _sample_prompt([_lora("evil.pt")]))
+    outcome, _listener = run(runtime, _sample_prompt([_lora("evil.pt")]))
     assert not outcome.ok
     assert "unsafe unpickling" in json.dumps(outcome.error, default=str)
 
@@ -161,6 +160,6 @@ def test_model_only_and_the_design_card_node(runtime):
 
 
 def _saved_after(runtime, prompt) -> torch.Tensor:
-    outcome, listener = run(runtime, prompt)
+    outcome, _listener = run(runtime, prompt)
     assert outcome.ok, outcome.error
     return _saved_latent(runtime, outcome)
