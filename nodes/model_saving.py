@@ -18,9 +18,6 @@ from diffusion.checkpoint.export import (
     checkpoint_metadata,
     checkpoint_state_dict,
     clip_files,
-    clip_text_weights,
-    canonical_to_hf,
-    model_unet_weights,
     safetensors_file_bytes,
     vae_weights,
 )
@@ -180,11 +177,9 @@ class LoraSave(_SaveNode):
         target = _target(filename_prefix)
         differences: dict[str, torch.Tensor] = {}
         if model_diff is not None:
-            differences.update({UNET_KEY_PREFIX + k: v for k, v in model_unet_weights(model_diff).items()})
+            differences.update(model_diff.patched_state_dict(UNET_KEY_PREFIX))
         if text_encoder_diff is not None:
-            for name, weights in clip_text_weights(text_encoder_diff).items():
-                local = canonical_to_hf(weights.canonical)
-                differences.update({f"{name}.transformer.{k}": v for k, v in local.items()})
+            differences.update(text_encoder_diff.get_sd())
         lora = extract_lora(differences, rank, lora_type, bias_diff)
         return {"ui": {"files": [_write(target, lora, {})]}}
 

@@ -23,10 +23,9 @@ from safetensors.torch import save as safetensors_bytes
 
 from diffusion.checkpoint.arch import UNET_PREFIX, VAE_PREFIX
 from diffusion.models.unet import UNetConfig
-from diffusion.patcher import ModelHandle
+from diffusion.patcher import MODEL_KEY_PREFIX, ModelHandle
 from diffusion.text.arch import CONTEXT_LENGTH, EncoderArch, family_slots
 from diffusion.text.clip import CLIP
-from diffusion.text.model import canonical_to_model_keys
 from diffusion.vae import VAEHandle
 
 StateDict = dict[str, torch.Tensor]
@@ -217,15 +216,21 @@ def safetensors_file_bytes(state_dict: Mapping[str, torch.Tensor], metadata: Map
 
 def model_unet_weights(model: ModelHandle) -> StateDict:
     """The UNet weights a MODEL runs with (its patches merged), prefix-less LDM names, storage dtype."""
-    return {key: value.detach() for key, value in model.diffusion_model.state_dict().items()}
+    patched = model.patched_state_dict(MODEL_KEY_PREFIX)
+    return {key[len(MODEL_KEY_PREFIX) :]: value.detach() for key, value in patched.items()}
 
 
 def clip_text_weights(clip: CLIP) -> dict[str, TextWeights]:
     """Each encoder's canonical weights as the CLIP runs them (patches merged), storage dtype."""
+    merged = clip.get_sd()
     result: dict[str, TextWeights] = {}
     for encoder in clip.encoders.values():
-        state = encoder.model.state_dict()
-        canonical = {name: state[key].detach() for name, key in canonical_to_model_keys(encoder.model).items()}
+        prefix = encoder.key_prefix
+        canonical = {
+            key[len(prefix) :].removeprefix("text_model."): value.detach()
+            for key, value in merged.items()
+            if key.startswith(prefix)
+        }
         result[encoder.slot.name] = TextWeights(canonical, encoder.arch)
     return result
 
