@@ -4,7 +4,8 @@ guiders). Each is a thin adapter over diffusion.sampling; names, inputs and defa
 from __future__ import annotations
 
 from diffusion import sampling
-from diffusion.sampling import schedulers, sigma_ops
+from diffusion.latent_ops import UPSCALE_METHODS
+from diffusion.sampling import Sampler, schedulers, sigma_ops
 from nodes.sampling import _check_range
 
 SIGMA_RANGE = {"min": 0.0, "max": 5000.0, "step": 0.01, "round": False}
@@ -15,6 +16,16 @@ DENOISE = ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01})
 
 SCHEDULERS = "sampling/custom_sampling/schedulers"
 SIGMAS = "sampling/custom_sampling/sigmas"
+SAMPLERS = "sampling/custom_sampling/samplers"
+
+
+def _option(default: float, top: float = 100.0) -> tuple[str, dict]:
+    return ("FLOAT", {"default": default, "min": 0.0, "max": top, "step": 0.01, "round": False})
+
+
+ETA, S_NOISE = _option(1.0), _option(1.0)
+# ComfyUI's "gpu" noise device draws the Brownian tree on the GPU; ours is device-independent.
+NOISE_DEVICE = (["gpu", "cpu"],)
 
 
 # --- schedulers --------------------------------------------------------------------------------
@@ -236,6 +247,130 @@ class SamplingPercentToSigma:
         return (ms.percent_to_sigma(sampling_percent),)
 
 
+# --- samplers ------------------------------------------------------------------------------------
+
+
+class _SamplerNode:
+    RETURN_TYPES = ("SAMPLER",)
+    FUNCTION = "get_sampler"
+    CATEGORY = SAMPLERS
+
+
+class SamplerEulerAncestral(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"eta": ETA, "s_noise": S_NOISE}}
+
+    def get_sampler(self, eta, s_noise):
+        return (Sampler("euler_ancestral", {"eta": eta, "s_noise": s_noise}),)
+
+
+class SamplerEulerAncestralCFGPP(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"eta": _option(1.0, 1.0), "s_noise": _option(1.0, 10.0)}}
+
+    def get_sampler(self, eta, s_noise):
+        return (Sampler("euler_ancestral_cfg_pp", {"eta": eta, "s_noise": s_noise}),)
+
+
+class SamplerEulerCFGpp(_SamplerNode):
+    CATEGORY = "_for_testing"
+    EXPERIMENTAL = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"version": (["regular", "alternative"],)}}
+
+    def get_sampler(self, version):
+        return (Sampler("euler_cfg_pp_alternative" if version == "alternative" else "euler_cfg_pp"),)
+
+
+class SamplerLMS(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"order": ("INT", {"default": 4, "min": 1, "max": 100})}}
+
+    def get_sampler(self, order):
+        return (Sampler("lms", {"order": order}),)
+
+
+class SamplerDPMPP_2S_Ancestral(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"eta": ETA, "s_noise": S_NOISE}}
+
+    def get_sampler(self, eta, s_noise):
+        return (Sampler("dpmpp_2s_ancestral", {"eta": eta, "s_noise": s_noise}),)
+
+
+class SamplerDPMPP_SDE(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"eta": ETA, "s_noise": S_NOISE, "r": _option(0.5), "noise_device": NOISE_DEVICE}}
+
+    def get_sampler(self, eta, s_noise, r, noise_device):
+        return (Sampler("dpmpp_sde", {"eta": eta, "s_noise": s_noise, "r": r}),)
+
+
+class SamplerDPMPP_2M_SDE(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"solver_type": (["midpoint", "heun"],), "eta": ETA, "s_noise": S_NOISE,
+                             "noise_device": NOISE_DEVICE}}
+
+    def get_sampler(self, solver_type, eta, s_noise, noise_device):
+        return (Sampler("dpmpp_2m_sde", {"eta": eta, "s_noise": s_noise, "solver_type": solver_type}),)
+
+
+class SamplerDPMPP_3M_SDE(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"eta": ETA, "s_noise": S_NOISE, "noise_device": NOISE_DEVICE}}
+
+    def get_sampler(self, eta, s_noise, noise_device):
+        return (Sampler("dpmpp_3m_sde", {"eta": eta, "s_noise": s_noise}),)
+
+
+class SamplerDPMAdaptative(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "order": ("INT", {"default": 3, "min": 2, "max": 3}),
+                "rtol": _option(0.05),
+                "atol": _option(0.0078),
+                "h_init": _option(0.05),
+                "pcoeff": _option(0.0),
+                "icoeff": _option(1.0),
+                "dcoeff": _option(0.0),
+                "accept_safety": _option(0.81),
+                "eta": _option(0.0),
+                "s_noise": S_NOISE,
+            }
+        }
+
+    def get_sampler(self, **options):
+        return (Sampler("dpm_adaptive", options),)
+
+
+class SamplerLCMUpscale(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "scale_ratio": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 20.0, "step": 0.01}),
+                "scale_steps": ("INT", {"default": -1, "min": -1, "max": 1000, "step": 1}),
+                "upscale_method": (["bislerp", *(m for m in UPSCALE_METHODS if m != "bislerp")],),
+            }
+        }
+
+    def get_sampler(self, scale_ratio, scale_steps, upscale_method):
+        options = {"total_upscale": scale_ratio, "upscale_method": upscale_method,
+                   "upscale_steps": None if scale_steps < 0 else scale_steps}
+        return (Sampler("lcm_upscale", options),)
+
+
 NODE_CLASS_MAPPINGS = {
     "PolyexponentialScheduler": PolyexponentialScheduler,
     "LaplaceScheduler": LaplaceScheduler,
@@ -249,4 +384,19 @@ NODE_CLASS_MAPPINGS = {
     "SetFirstSigma": SetFirstSigma,
     "ExtendIntermediateSigmas": ExtendIntermediateSigmas,
     "SamplingPercentToSigma": SamplingPercentToSigma,
+    "SamplerEulerAncestral": SamplerEulerAncestral,
+    "SamplerEulerAncestralCFGPP": SamplerEulerAncestralCFGPP,
+    "SamplerEulerCFGpp": SamplerEulerCFGpp,
+    "SamplerLMS": SamplerLMS,
+    "SamplerDPMPP_2S_Ancestral": SamplerDPMPP_2S_Ancestral,
+    "SamplerDPMPP_SDE": SamplerDPMPP_SDE,
+    "SamplerDPMPP_2M_SDE": SamplerDPMPP_2M_SDE,
+    "SamplerDPMPP_3M_SDE": SamplerDPMPP_3M_SDE,
+    "SamplerDPMAdaptative": SamplerDPMAdaptative,
+    "SamplerLCMUpscale": SamplerLCMUpscale,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "SamplerEulerAncestralCFGPP": "SamplerEulerAncestralCFG++",
+    "SamplerEulerCFGpp": "SamplerEulerCFG++",
 }

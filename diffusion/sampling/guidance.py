@@ -258,16 +258,23 @@ class CFGDenoiser:
             for name in ("sampler_cfg_function", "sampler_pre_cfg_function", "sampler_post_cfg_function")
         )
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
-        skip_uncond = math.isclose(self.cfg, 1.0) and not self.model_options.get("disable_cfg1_optimization", False)
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, uncond_sink: dict | None = None,
+                 **_: Any) -> torch.Tensor:
+        """Guided x0. A CFG++ sampler passes ``uncond_sink`` to also receive the uncond x0, which is
+        then computed even at cfg 1 (ComfyUI's samplers set disable_cfg1_optimization for that)."""
+        skip_uncond = (uncond_sink is None and math.isclose(self.cfg, 1.0)
+                       and not self.model_options.get("disable_cfg1_optimization", False))
         if not self._guidance_hooked:
             if skip_uncond:
                 return self.predict([self.positive], x, sigma)[0]
             cond, uncond = self.predict([self.positive, self.negative], x, sigma)
+            if uncond_sink is not None:
+                uncond_sink["uncond_denoised"] = uncond
             return uncond + (cond - uncond) * self.cfg
-        return self._guided_with_hooks(x, sigma, skip_uncond)
+        return self._guided_with_hooks(x, sigma, skip_uncond, uncond_sink)
 
-    def _guided_with_hooks(self, x: torch.Tensor, sigma: torch.Tensor, skip_uncond: bool) -> torch.Tensor:
+    def _guided_with_hooks(self, x: torch.Tensor, sigma: torch.Tensor, skip_uncond: bool,
+                           uncond_sink: dict | None = None) -> torch.Tensor:
         """ComfyUI's ``sampling_function`` / ``cfg_function`` with the model's cfg hooks."""
         options, scale = self.model_options, self.cfg
         conds = [self.positive, None if skip_uncond else self.negative]
@@ -280,6 +287,8 @@ class CFGDenoiser:
             out = function({"conds": conds, "conds_out": out, "cond_scale": scale, "timestep": sigma, "input": x,
                             "sigma": sigma, "model": base, "model_options": options})
         cond, uncond = out[0], out[1]
+        if uncond_sink is not None:
+            uncond_sink["uncond_denoised"] = uncond
         if "sampler_cfg_function" in options:
             args = {"cond": x - cond, "uncond": x - uncond, "cond_scale": scale, "timestep": sigma, "input": x,
                     "sigma": sigma, "cond_denoised": cond, "uncond_denoised": uncond, "model": base,

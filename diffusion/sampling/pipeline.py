@@ -15,6 +15,7 @@ from diffusion.sampling.model_sampling import DiscreteModelSampling, model_sampl
 from diffusion.sampling.noise import cpu_generator, prepare_noise
 from diffusion.sampling.samplers import (
     DISCARD_PENULTIMATE_SIGMA_SAMPLERS,
+    NODE_SAMPLERS,
     RANDOM_INPAINT_NOISE_SAMPLERS,
     SAMPLERS,
 )
@@ -25,18 +26,19 @@ StepCallback = Callable[[int, int, torch.Tensor], None]
 
 @dataclass(frozen=True)
 class Sampler:
-    """A SAMPLER value: a sampler function by name plus fixed keyword options."""
+    """A SAMPLER value: a sampler function by name (SAMPLERS, or NODE_SAMPLERS for those only
+    Sampler* nodes make) plus fixed keyword options."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.name not in SAMPLERS:
+        if self.name not in SAMPLERS and self.name not in NODE_SAMPLERS:
             raise ValueError(f"unknown sampler {self.name!r}; expected one of {', '.join(SAMPLERS)}")
 
     @property
     def function(self) -> Callable[..., torch.Tensor]:
-        return SAMPLERS[self.name]
+        return SAMPLERS.get(self.name) or NODE_SAMPLERS[self.name]
 
 
 def model_sampling_for(model: Any) -> DiscreteModelSampling:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
-from diffusion.sampling.noise import BrownianTreeNoiseSampler, NoiseSampler, default_noise_sampler
+from diffusion.latent_ops import resize_samples
+from diffusion.sampling.noise import BrownianTreeNoiseSampler, NoiseSampler, cpu_generator, default_noise_sampler
 
 Denoiser = Callable[..., torch.Tensor]
 Callback = Callable[[dict[str, Any]], None] | None
@@ -589,6 +591,36 @@ def sample_lcm(model, x, sigmas, extra_args=None, callback=None, noise_sampler=N
     return x
 
 
+@torch.no_grad()
+def sample_lcm_upscale(model, x, sigmas, extra_args=None, callback=None, total_upscale=2.0,
+                       upscale_method="bislerp", upscale_steps=None):
+    """LCM sampling that enlarges the latent between steps, linearly from 1× to
+    ``total_upscale`` over the first ``upscale_steps`` steps (default: about half of them).
+
+    The re-noising draws from one CPU generator seeded with ``extra_args["seed"]``, in the
+    latent's current shape (which grows, so a fixed-shape noise sampler cannot serve).
+    """
+    extra_args, s_in = _setup(x, extra_args)
+    seed = extra_args.get("seed")
+    generator = cpu_generator(int(seed)) if seed is not None else None
+    if upscale_steps is None:
+        upscale_steps = max(len(sigmas) // 2 + 1, 2)
+    else:
+        upscale_steps = min(upscale_steps + 1, len(sigmas) + 1)
+    scales = np.linspace(1.0, total_upscale, upscale_steps)[1:]
+    height, width = x.shape[-2:]
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = denoised
+        if i < len(scales):
+            x = resize_samples(x, round(width * scales[i]), round(height * scales[i]), upscale_method)
+        if sigmas[i + 1] > 0:
+            noise = torch.randn(x.shape, dtype=x.dtype, generator=generator, device="cpu").to(x.device)
+            x = x + sigmas[i + 1] * noise
+    return x
+
+
 # --- UniPC (Zhao et al. 2023) ----------------------------------------------------------------------
 
 UNIPC_FINAL_SIGMA = 0.001
@@ -685,11 +717,112 @@ def sample_uni_pc_bh2(model, x, sigmas, extra_args=None, callback=None):
     return _sample_unipc(model, x, sigmas, extra_args, callback, "bh2")
 
 
+# --- CFG++ (Chung et al. 2024) ---------------------------------------------------------------------
+
+
+def _guided(model, x, sigma, extra_args) -> tuple[torch.Tensor, torch.Tensor]:
+    """(guided x0, unconditional x0). CFG++ samplers step along the unconditional noise estimate;
+    the guidance denoiser reports its uncond x0 into ``uncond_sink`` (computing it even at cfg 1)."""
+    sink: dict[str, torch.Tensor] = {}
+    denoised = model(x, sigma, uncond_sink=sink, **extra_args)
+    if "uncond_denoised" not in sink:
+        raise TypeError("CFG++ samplers need a guidance denoiser that reports its unconditional estimate "
+                        "(KSampler, SamplerCustom or a GUIDER)")
+    return denoised, sink["uncond_denoised"]
+
+
+@torch.no_grad()
+def sample_euler_ancestral_cfg_pp(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                                  noise_sampler=None):
+    """CFG++ Euler ancestral: jump to the guided x0, then re-noise along the unconditional
+    direction ε_u = (x − x0_u)/σ down to σ_down, plus fresh noise σ_up."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        denoised, uncond = _guided(model, x, sigmas[i] * s_in, extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigmas[i + 1] == 0:
+            x = denoised
+            continue
+        sigma_down, sigma_up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        x = denoised + to_d(x, sigmas[i], uncond) * sigma_down
+        if eta > 0 and s_noise > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
+
+
+@torch.no_grad()
+def sample_euler_cfg_pp(model, x, sigmas, extra_args=None, callback=None):
+    """CFG++ Euler (DDIM form): x_next = x0_guided + σ_next·ε_u."""
+    return sample_euler_ancestral_cfg_pp(model, x, sigmas, extra_args, callback, eta=0.0, s_noise=0.0)
+
+
+@torch.no_grad()
+def sample_euler_cfg_pp_alternative(model, x, sigmas, extra_args=None, callback=None):
+    """ComfyUI's "alternative" Euler CFG++: an Euler step whose derivative uses x − x0 + x0_u."""
+    extra_args, s_in = _setup(x, extra_args)
+    for i in range(len(sigmas) - 1):
+        denoised, uncond = _guided(model, x, sigmas[i] * s_in, extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = x + to_d(x - denoised + uncond, sigmas[i], denoised) * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0,
+                                     noise_sampler=None):
+    """DPM-Solver++(2S) ancestral with CFG++: both sub-steps start from x shifted by the guidance
+    term (x0_guided − x0_u), so the solver integrates the unconditional ODE from a guided point."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    for i in range(len(sigmas) - 1):
+        denoised, uncond = _guided(model, x, sigmas[i] * s_in, extra_args)
+        sigma_down, sigma_up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigma_down == 0:
+            x = denoised + to_d(x, sigmas[i], uncond) * sigma_down
+        else:
+            t, t_next = -sigmas[i].log(), -sigma_down.log()
+            h = t_next - t
+            s = t + h / 2
+            shifted = x + (denoised - uncond)
+            x_2 = ((-s).exp() / (-t).exp()) * shifted - (-h / 2).expm1() * denoised
+            denoised_2 = model(x_2, (-s).exp() * s_in, **extra_args)
+            x = ((-t_next).exp() / (-t).exp()) * shifted - (-h).expm1() * denoised_2
+        if sigmas[i + 1] > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m_cfg_pp(model, x, sigmas, extra_args=None, callback=None):
+    """DPM-Solver++(2M) with CFG++: the exponential integrator carries x along ε_u while the data
+    term uses the guided x0, corrected by the previous unconditional x0."""
+    extra_args, s_in = _setup(x, extra_args)
+    old_uncond = None
+    for i in range(len(sigmas) - 1):
+        denoised, uncond = _guided(model, x, sigmas[i] * s_in, extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        t, t_next = -sigmas[i].log(), -sigmas[i + 1].log()
+        h = t_next - t
+        mix = -(-h).exp() * uncond
+        if old_uncond is not None and sigmas[i + 1] != 0:
+            r = (t + sigmas[i - 1].log()) / h
+            mix = mix - (-h).expm1() * (1 / (2 * r)) * (denoised - old_uncond)
+        x = denoised + mix + (-h).exp() * x
+        old_uncond = uncond
+    return x
+
+
 # --- tables ------------------------------------------------------------------------------------
 
+# In ComfyUI's order (KSampler's combo). The *_gpu names draw their Brownian noise on the GPU in
+# ComfyUI; ours draws the same seeded tree whatever the device, so they are the same functions.
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": sample_euler,
+    "euler_cfg_pp": sample_euler_cfg_pp,
     "euler_ancestral": sample_euler_ancestral,
+    "euler_ancestral_cfg_pp": sample_euler_ancestral_cfg_pp,
     "heun": sample_heun,
     "dpm_2": sample_dpm_2,
     "dpm_2_ancestral": sample_dpm_2_ancestral,
@@ -697,16 +830,28 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "dpm_fast": sample_dpm_fast,
     "dpm_adaptive": sample_dpm_adaptive,
     "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral,
+    "dpmpp_2s_ancestral_cfg_pp": sample_dpmpp_2s_ancestral_cfg_pp,
     "dpmpp_sde": sample_dpmpp_sde,
+    "dpmpp_sde_gpu": sample_dpmpp_sde,
     "dpmpp_2m": sample_dpmpp_2m,
+    "dpmpp_2m_cfg_pp": sample_dpmpp_2m_cfg_pp,
     "dpmpp_2m_sde": sample_dpmpp_2m_sde,
+    "dpmpp_2m_sde_gpu": sample_dpmpp_2m_sde,
+    "dpmpp_2m_sde_heun": partial(sample_dpmpp_2m_sde, solver_type="heun"),
+    "dpmpp_2m_sde_heun_gpu": partial(sample_dpmpp_2m_sde, solver_type="heun"),
     "dpmpp_3m_sde": sample_dpmpp_3m_sde,
+    "dpmpp_3m_sde_gpu": sample_dpmpp_3m_sde,
     "ddpm": sample_ddpm,
     "lcm": sample_lcm,
     # DDIM (η = 0) is exactly Euler on the σ-parameterised ODE; ComfyUI runs it that way too.
     "ddim": sample_euler,
     "uni_pc": sample_uni_pc,
     "uni_pc_bh2": sample_uni_pc_bh2,
+}
+# Samplers only the Sampler* nodes hand out (ComfyUI's KSAMPLER(function) objects, not in the combo).
+NODE_SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "lcm_upscale": sample_lcm_upscale,
+    "euler_cfg_pp_alternative": sample_euler_cfg_pp_alternative,
 }
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 

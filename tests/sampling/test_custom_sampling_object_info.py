@@ -31,12 +31,39 @@ SPEC: dict[str, tuple[str, list[str], dict[str, object]]] = {
                                                       "end_at_sigma": 12.0, "spacing": None}),
     "SamplingPercentToSigma": (SIGMAS, ["FLOAT"], {"model": None, "sampling_percent": 0.0,
                                                    "return_actual_sigma": False}),
+    "SamplerEulerAncestral": (SAMPLERS, ["SAMPLER"], {"eta": 1.0, "s_noise": 1.0}),
+    "SamplerEulerAncestralCFGPP": (SAMPLERS, ["SAMPLER"], {"eta": 1.0, "s_noise": 1.0}),
+    "SamplerEulerCFGpp": ("_for_testing", ["SAMPLER"], {"version": None}),
+    "SamplerLMS": (SAMPLERS, ["SAMPLER"], {"order": 4}),
+    "SamplerDPMPP_2S_Ancestral": (SAMPLERS, ["SAMPLER"], {"eta": 1.0, "s_noise": 1.0}),
+    "SamplerDPMPP_SDE": (SAMPLERS, ["SAMPLER"], {"eta": 1.0, "s_noise": 1.0, "r": 0.5, "noise_device": None}),
+    "SamplerDPMPP_2M_SDE": (SAMPLERS, ["SAMPLER"], {"solver_type": None, "eta": 1.0, "s_noise": 1.0,
+                                                    "noise_device": None}),
+    "SamplerDPMPP_3M_SDE": (SAMPLERS, ["SAMPLER"], {"eta": 1.0, "s_noise": 1.0, "noise_device": None}),
+    "SamplerDPMAdaptative": (SAMPLERS, ["SAMPLER"], {"order": 3, "rtol": 0.05, "atol": 0.0078, "h_init": 0.05,
+                                                     "pcoeff": 0.0, "icoeff": 1.0, "dcoeff": 0.0,
+                                                     "accept_safety": 0.81, "eta": 0.0, "s_noise": 1.0}),
+    "SamplerLCMUpscale": (SAMPLERS, ["SAMPLER"], {"scale_ratio": 1.0, "scale_steps": -1, "upscale_method": None}),
 }
 
 COMBOS = {
     ("AlignYourStepsScheduler", "model_type"): ["SD1", "SDXL", "SVD"],
     ("ExtendIntermediateSigmas", "spacing"): ["linear", "cosine", "sine"],
+    ("SamplerEulerCFGpp", "version"): ["regular", "alternative"],
+    ("SamplerDPMPP_SDE", "noise_device"): ["gpu", "cpu"],
+    ("SamplerDPMPP_2M_SDE", "solver_type"): ["midpoint", "heun"],
+    ("SamplerLCMUpscale", "upscale_method"): ["bislerp", "nearest-exact", "bilinear", "area", "bicubic"],
 }
+
+
+def test_display_names_of_the_cfg_pp_samplers(object_info):
+    assert object_info["SamplerEulerAncestralCFGPP"]["display_name"] == "SamplerEulerAncestralCFG++"
+    assert object_info["SamplerEulerCFGpp"]["display_name"] == "SamplerEulerCFG++"
+
+
+def test_ksampler_offers_the_cfg_pp_samplers(object_info):
+    names = object_info["KSampler"]["input"]["required"]["sampler_name"][0]
+    assert {"euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_2m_cfg_pp"} <= set(names)
 
 
 @pytest.fixture(scope="module")

@@ -16,20 +16,23 @@ from nodes import custom_sampling as nodes
 from tests.sampling.fakes import FakeModelHandle
 from tests.support.reference_imports import import_k_diffusion
 
-K = import_k_diffusion().sampling
+
+
+def K():  # noqa: N802 - imported on first use: its torchvision stub must not precede other modules' imports
+    return import_k_diffusion().sampling
 SD_MAX, SD_MIN = 14.614642, 0.0291675
 
 
 @pytest.mark.parametrize("rho", [0.5, 1.0, 2.5])
 def test_polyexponential_scheduler_matches_k_diffusion(rho):
     (ours,) = nodes.PolyexponentialScheduler().get_sigmas(12, SD_MAX, SD_MIN, rho)
-    theirs = K.get_sigmas_polyexponential(12, SD_MIN, SD_MAX, rho)
+    theirs = K().get_sigmas_polyexponential(12, SD_MIN, SD_MAX, rho)
     assert ours.shape == (13,) and (ours - theirs).abs().max() <= 1e-5
 
 
 def test_vp_scheduler_matches_k_diffusion():
     (ours,) = nodes.VPScheduler().get_sigmas(15, 19.9, 0.1, 0.001)
-    theirs = K.get_sigmas_vp(15, 19.9, 0.1, 0.001)
+    theirs = K().get_sigmas_vp(15, 19.9, 0.1, 0.001)
     assert (ours - theirs).abs().max() <= 1e-5
 
 

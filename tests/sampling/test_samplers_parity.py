@@ -138,7 +138,9 @@ def test_ddim_is_euler_on_sigma_ode():
 def test_every_sampler_name_is_in_the_table():
     expected = {"euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive",
                 "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddpm", "ddim",
-                "lcm", "uni_pc", "uni_pc_bh2"}
+                "lcm", "uni_pc", "uni_pc_bh2", "euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp",
+                "dpmpp_2m_cfg_pp", "dpmpp_sde_gpu", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu",
+                "dpmpp_3m_sde_gpu"}
     assert expected == set(samplers.SAMPLERS)
 
 

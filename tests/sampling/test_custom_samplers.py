@@ -1,0 +1,227 @@
+"""Sampler* nodes against k-diffusion with the same options, and the CFG++ samplers against the
+CFG++ update rules (Chung et al. 2024) written out in σ form."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffusion.sampling import samplers
+from diffusion.sampling.model_sampling import scaled_linear_sigmas
+from diffusion.sampling.schedulers import get_sigmas_karras
+from nodes import custom_sampling as nodes
+from tests.sampling.fakes import fake_denoiser
+from tests.support.reference_imports import import_k_diffusion
+
+
+
+def K():  # noqa: N802 - imported on first use: its torchvision stub must not precede other modules' imports
+    return import_k_diffusion().sampling
+TABLE = scaled_linear_sigmas().float()
+TOLERANCE = 1e-5
+
+
+def _sigmas(n: int = 7, dtype=torch.float64) -> torch.Tensor:
+    return get_sigmas_karras(n, float(TABLE[0]), float(TABLE[-1])).to(dtype)
+
+
+def _start(sigmas: torch.Tensor) -> torch.Tensor:
+    return torch.randn((2, 4, 5, 6), generator=torch.Generator().manual_seed(3), dtype=sigmas.dtype) * sigmas[0]
+
+
+def _gaussian(x: torch.Tensor, seed: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    return lambda sigma, sigma_next: torch.randn(x.shape, generator=g, dtype=x.dtype)
+
+
+def _run(sampler, x, sigmas, **kwargs):
+    return sampler.function(fake_denoiser, x.clone(), sigmas, **kwargs, **sampler.options)
+
+
+@pytest.mark.parametrize("node,args,reference,options", [
+    (nodes.SamplerEulerAncestral, (0.5, 0.8), "sample_euler_ancestral", {"eta": 0.5, "s_noise": 0.8}),
+    (nodes.SamplerDPMPP_2S_Ancestral, (0.7, 1.2), "sample_dpmpp_2s_ancestral", {"eta": 0.7, "s_noise": 1.2}),
+])
+def test_ancestral_sampler_nodes_match_k_diffusion(node, args, reference, options):
+    sigmas = _sigmas()
+    x = _start(sigmas)
+    (sampler,) = node().get_sampler(*args)
+    ours = _run(sampler, x, sigmas, noise_sampler=_gaussian(x))
+    theirs = getattr(K(), reference)(fake_denoiser, x.clone(), sigmas, disable=True, noise_sampler=_gaussian(x), **options)
+    assert (ours - theirs).abs().max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("order", [1, 2, 5])
+def test_sampler_lms_node_passes_its_order(order):
+    sigmas = _sigmas()
+    x = _start(sigmas)
+    (sampler,) = nodes.SamplerLMS().get_sampler(order)
+    theirs = K().sample_lms(fake_denoiser, x.clone(), sigmas, disable=True, order=order)
+    assert (_run(sampler, x, sigmas) - theirs).abs().max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("node,args,reference,options", [
+    (nodes.SamplerDPMPP_SDE, (0.7, 0.9, 0.4, "cpu"), "sample_dpmpp_sde", {"eta": 0.7, "s_noise": 0.9, "r": 0.4}),
+    (nodes.SamplerDPMPP_2M_SDE, ("heun", 0.6, 1.1, "gpu"), "sample_dpmpp_2m_sde",
+     {"eta": 0.6, "s_noise": 1.1, "solver_type": "heun"}),
+    (nodes.SamplerDPMPP_3M_SDE, (0.5, 1.0, "cpu"), "sample_dpmpp_3m_sde", {"eta": 0.5, "s_noise": 1.0}),
+])
+def test_sde_sampler_nodes_match_k_diffusion_on_the_same_brownian_tree(node, args, reference, options):
+    sigmas = _sigmas().float()
+    x = _start(sigmas)
+    (sampler,) = node().get_sampler(*args)
+    ours = _run(sampler, x, sigmas, extra_args={"seed": 99})
+    tree = K().BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=99)
+    theirs = getattr(K(), reference)(fake_denoiser, x.clone(), sigmas, disable=True, noise_sampler=tree, **options)
+    assert (ours - theirs).abs().max() <= TOLERANCE
+
+
+def test_sampler_dpm_adaptative_node_passes_every_option():
+    sigmas = _sigmas(10)
+    x = _start(sigmas)
+    options = {"order": 2, "rtol": 0.1, "atol": 0.01, "h_init": 0.1, "pcoeff": 0.1, "icoeff": 0.9, "dcoeff": 0.05,
+               "accept_safety": 0.7, "eta": 0.0, "s_noise": 1.0}
+    (sampler,) = nodes.SamplerDPMAdaptative().get_sampler(**options)
+    theirs = K().sample_dpm_adaptive(fake_denoiser, x.clone(), sigmas[-2], sigmas[0], disable=True, **options)
+    assert (_run(sampler, x, sigmas) - theirs).abs().max() <= TOLERANCE
+
+
+def test_sampler_lcm_upscale_denoises_enlarges_and_renoises():
+    sigmas = _sigmas(4).float()
+    x = _start(sigmas).float()
+    (sampler,) = nodes.SamplerLCMUpscale().get_sampler(2.0, 2, "bilinear")
+    ours = _run(sampler, x, sigmas, extra_args={"seed": 4})
+    # Reference: x0, resized by 1.5× then 2× (two upscale steps of linspace(1, 2, 3)), re-noised.
+    g = torch.Generator().manual_seed(4)
+    ref = x.clone()
+    for i, scale in enumerate([1.5, 2.0, None, None]):
+        ref = fake_denoiser(ref, sigmas[i] * torch.ones(2))
+        if scale is not None:
+            ref = F.interpolate(ref, size=(round(5 * scale), round(6 * scale)), mode="bilinear", align_corners=False)
+        if sigmas[i + 1] > 0:
+            ref = ref + sigmas[i + 1] * torch.randn(ref.shape, generator=g)
+    assert ours.shape == (2, 4, 10, 12)
+    assert (ours - ref).abs().max() <= TOLERANCE
+
+
+def test_sampler_euler_cfgpp_node_picks_the_version():
+    assert nodes.SamplerEulerCFGpp().get_sampler("regular")[0].function is samplers.sample_euler_cfg_pp
+    assert nodes.SamplerEulerCFGpp().get_sampler("alternative")[0].function is samplers.sample_euler_cfg_pp_alternative
+
+
+# --- CFG++ -------------------------------------------------------------------------------------------
+
+
+class FakeGuided:
+    """A guidance denoiser with analytic cond and uncond x0 that reports uncond like CFGDenoiser."""
+
+    def __init__(self, cfg: float = 3.0):
+        self.cfg = cfg
+
+    def parts(self, x, sigma):
+        cond = fake_denoiser(x, sigma)
+        uncond = 0.7 * fake_denoiser(x * 0.9, sigma) + 0.02
+        return uncond + self.cfg * (cond - uncond), uncond
+
+    def __call__(self, x, sigma, uncond_sink=None, **_):
+        guided, uncond = self.parts(x, sigma)
+        if uncond_sink is not None:
+            uncond_sink["uncond_denoised"] = uncond
+        return guided
+
+
+def _ancestral(sigma, sigma_next, eta):
+    up = min(float(sigma_next), eta * (float(sigma_next) ** 2 * (float(sigma) ** 2 - float(sigma_next) ** 2)
+                                       / float(sigma) ** 2) ** 0.5)
+    return (float(sigma_next) ** 2 - up**2) ** 0.5, up
+
+
+@pytest.mark.parametrize("eta,s_noise", [(0.0, 0.0), (1.0, 1.0), (0.5, 0.7)])
+def test_euler_ancestral_cfg_pp_steps_from_the_guided_x0_along_the_unconditional_noise(eta, s_noise):
+    sigmas, model = _sigmas(), FakeGuided()
+    x = _start(sigmas)
+    if eta == 0.0:
+        ours = samplers.SAMPLERS["euler_cfg_pp"](model, x.clone(), sigmas)
+    else:
+        ours = samplers.SAMPLERS["euler_ancestral_cfg_pp"](model, x.clone(), sigmas, eta=eta, s_noise=s_noise,
+                                                           noise_sampler=_gaussian(x))
+    noise, ref = _gaussian(x), x.clone()
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        guided, uncond = model.parts(ref, sigma * torch.ones(2))
+        if sigma_next == 0:
+            ref = guided
+            continue
+        down, up = _ancestral(sigma, sigma_next, eta)
+        eps_uncond = (ref - uncond) / sigma
+        ref = guided + down * eps_uncond
+        if eta > 0:
+            ref = ref + s_noise * up * noise(sigma, sigma_next)
+    assert (ours - ref).abs().max() <= TOLERANCE
+
+
+def test_dpmpp_2m_cfg_pp_matches_its_sigma_form():
+    sigmas, model = _sigmas(), FakeGuided()
+    x = _start(sigmas)
+    ours = samplers.SAMPLERS["dpmpp_2m_cfg_pp"](model, x.clone(), sigmas)
+    ref, old_uncond = x.clone(), None
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        guided, uncond = model.parts(ref, sigma * torch.ones(2))
+        ratio = sigma_next / sigma  # e^{-h}
+        new = guided + ratio * (ref - uncond)
+        if old_uncond is not None and sigma_next > 0:
+            r = torch.log(sigmas[i - 1] / sigma) / torch.log(sigma / sigma_next)
+            new = new + (1 - ratio) / (2 * r) * (guided - old_uncond)
+        ref, old_uncond = new, uncond
+    assert (ours - ref).abs().max() <= TOLERANCE
+
+
+def test_dpmpp_2s_ancestral_cfg_pp_matches_its_sigma_form():
+    sigmas, model = _sigmas(), FakeGuided()
+    x = _start(sigmas)
+    ours = samplers.SAMPLERS["dpmpp_2s_ancestral_cfg_pp"](model, x.clone(), sigmas, noise_sampler=_gaussian(x))
+    noise, ref = _gaussian(x), x.clone()
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        guided, uncond = model.parts(ref, sigma * torch.ones(2))
+        down, up = _ancestral(sigma, sigma_next, 1.0)
+        if down == 0:
+            ref = guided
+        else:
+            mid = (sigma * down) ** 0.5  # midpoint in log σ
+            shifted = ref + guided - uncond
+            x_mid = (mid / sigma) * shifted + (1 - mid / sigma) * guided
+            guided_mid = model(x_mid, mid * torch.ones(2))
+            ref = (down / sigma) * shifted + (1 - down / sigma) * guided_mid
+        if sigma_next > 0:
+            ref = ref + up * noise(sigma, sigma_next)
+    assert (ours - ref).abs().max() <= TOLERANCE
+
+
+def test_cfg_pp_samplers_refuse_a_denoiser_without_an_unconditional_estimate():
+    sigmas = _sigmas()
+    with pytest.raises(TypeError, match="CFG\\+\\+"):
+        samplers.SAMPLERS["euler_cfg_pp"](fake_denoiser, _start(sigmas), sigmas)
+
+
+def test_sampler_names_follow_comfyuis_order():
+    comfy_order = ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
+                   "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+                   "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp",
+                   "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde",
+                   "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep",
+                   "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
+                   "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver",
+                   "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2"]
+    ours = list(samplers.SAMPLER_NAMES)
+    assert [n for n in comfy_order if n in ours] == ours
+
+
+def test_dpmpp_2m_sde_heun_name_is_the_heun_solver():
+    sigmas = _sigmas().float()
+    x = _start(sigmas)
+    ours = samplers.SAMPLERS["dpmpp_2m_sde_heun"](fake_denoiser, x.clone(), sigmas, extra_args={"seed": 8})
+    tree = K().BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=8)
+    theirs = K().sample_dpmpp_2m_sde(fake_denoiser, x.clone(), sigmas, disable=True, noise_sampler=tree,
+                                   solver_type="heun")
+    assert (ours - theirs).abs().max() <= TOLERANCE
