@@ -11,7 +11,10 @@ Accepted inputs (detected from content, not from the file name):
 - a PNG carrying ComfyUI's "prompt" / "workflow" tEXt chunks.
 
 As in the ComfyUI editor, a seed's control_after_generate mode applies *after* a run, so a
-workflow runs with the values it stores.
+workflow runs with the values it stores. Also as the editor does when it opens a file, a widget
+input the file lacks (saved before the node gained it) gets its default, with one warning per
+node and input; POST /prompt does not do this and keeps ComfyUI's strict validation. A PNG whose
+API prompt fails validation is read from its UI workflow instead, when that one validates.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UnknownNodeError, WorkflowFormatError
-from engine.nodedef import NodeDefinition
+from engine.nodedef import InputSpec, NodeDefinition
 from engine.registry import NodeRegistry
 
 FORMAT_NAME = "latentgraph.workflow"
@@ -75,19 +78,79 @@ def load_workflow_file(path: str | Path, registry: NodeRegistry) -> LoadedWorkfl
 def load_workflow_data(document: Any, registry: NodeRegistry) -> LoadedWorkflow:
     """Convert an already-parsed JSON document."""
     if is_latentgraph_workflow(document):
+        warnings: list[str] = []
+        nodes = document.get("nodes")
+        if isinstance(nodes, dict):
+            nodes = {node_id: _node_with_defaults(node_id, node, "type", registry, warnings)
+                     for node_id, node in nodes.items()}
+            document = {**document, "nodes": nodes}
         return LoadedWorkflow(latentgraph_to_api(document, registry), "latentgraph",
-                              document.get("extra", {}).get("comfyui_workflow"))
+                              document.get("extra", {}).get("comfyui_workflow"), warnings)
     if is_ui_workflow(document):
-        converted = UIWorkflowConverter(document, registry)
-        return LoadedWorkflow(converted.convert(), "comfyui-ui", document, converted.warnings)
+        return _from_ui(document, registry, "comfyui-ui")
     if isinstance(document, dict) and is_api_prompt(document.get("prompt")):
         extra = document.get("extra_data", {}).get("extra_pnginfo", {}) if isinstance(
             document.get("extra_data"), dict) else {}
-        return LoadedWorkflow(document["prompt"], "api", extra.get("workflow"))
+        return _from_api(document["prompt"], registry, "api", extra.get("workflow"))
     if is_api_prompt(document):
-        return LoadedWorkflow(document, "api")
+        return _from_api(document, registry, "api", None)
     raise WorkflowFormatError("not a workflow: expected an API prompt, a ComfyUI workflow, a "
                               f"{FORMAT_NAME} document or a PNG with workflow metadata")
+
+
+def _from_api(prompt: dict[str, Any], registry: NodeRegistry, source_format: str,
+              workflow: dict[str, Any] | None) -> LoadedWorkflow:
+    warnings: list[str] = []
+    filled = {node_id: _node_with_defaults(node_id, node, "class_type", registry, warnings)
+              for node_id, node in prompt.items()}
+    return LoadedWorkflow(filled, source_format, workflow, warnings)
+
+
+def _from_ui(workflow: dict[str, Any], registry: NodeRegistry, source_format: str) -> LoadedWorkflow:
+    converted = UIWorkflowConverter(workflow, registry)
+    return LoadedWorkflow(converted.convert(), source_format, workflow, converted.warnings)
+
+
+# ---- inputs saved before they existed --------------------------------------------------------
+def widget_default(spec: InputSpec) -> Any:
+    """The value ComfyUI's editor gives a new widget: the declared default, else the minimum
+    (or 0) for numbers, "" for text, False for a toggle, the first choice of a combo."""
+    if "default" in spec.options:
+        return spec.options["default"]
+    if spec.type in ("INT", "FLOAT"):
+        return spec.options.get("min", 0)
+    if spec.type == "COMBO":
+        return spec.choices[0] if spec.choices else None
+    return {"STRING": "", "BOOLEAN": False}.get(spec.type)
+
+
+def add_missing_defaults(node_id: str, definition: NodeDefinition, inputs: dict[str, Any],
+                         present: set[str], warnings: list[str]) -> None:
+    """Give ``inputs`` the default of every widget input the file does not mention (``present``:
+    the names it stores a value or a link for), with one warning each."""
+    for spec in definition.widget_inputs():
+        if spec.name in present or spec.name in inputs:
+            continue
+        value = widget_default(spec)
+        if value is None:
+            continue
+        inputs[spec.name] = _wrap_list(value)
+        warnings.append(f"node {node_id} ({definition.name}): input '{spec.name}' is missing from the file "
+                        f"(saved before the node had it?); using its default {json.dumps(value)}")
+
+
+def _node_with_defaults(node_id: str, node: Any, type_key: str, registry: NodeRegistry,
+                        warnings: list[str]) -> Any:
+    """An API-prompt or latentgraph node with its missing widget inputs filled (a copy)."""
+    if not isinstance(node, dict):
+        return node
+    try:
+        definition = registry.current(node.get(type_key))
+    except (UnknownNodeError, TypeError):
+        return node  # validation reports it
+    inputs = dict(node.get("inputs") or {})
+    add_missing_defaults(str(node_id), definition, inputs, set(inputs), warnings)
+    return {**node, "inputs": inputs}
 
 
 # ---- PNG ----------------------------------------------------------------------------------
@@ -119,16 +182,41 @@ def read_png_text(data: bytes) -> dict[str, str]:
 
 
 def load_png_workflow(data: bytes, registry: NodeRegistry) -> LoadedWorkflow:
-    """Prefer the exact API prompt that produced the image; fall back to the UI workflow."""
+    """Prefer the exact API prompt that produced the image; fall back to the UI workflow when
+    there is no prompt, or when the prompt fails validation and the UI workflow passes it."""
     texts = read_png_text(data)
     workflow = _json_or_none(texts.get("workflow"))
     prompt = _json_or_none(texts.get("prompt"))
+    has_ui = is_ui_workflow(workflow)
     if is_api_prompt(prompt):
-        return LoadedWorkflow(prompt, "png:api", workflow if is_ui_workflow(workflow) else None)
-    if is_ui_workflow(workflow):
-        converted = UIWorkflowConverter(workflow, registry)
-        return LoadedWorkflow(converted.convert(), "png:comfyui-ui", workflow, converted.warnings)
+        loaded = _from_api(prompt, registry, "png:api", workflow if has_ui else None)
+        if has_ui:
+            fallback = _ui_instead(loaded, workflow, registry)
+            if fallback is not None:
+                return fallback
+        return loaded
+    if has_ui:
+        return _from_ui(workflow, registry, "png:comfyui-ui")
     raise WorkflowFormatError("the PNG carries no 'prompt' or 'workflow' metadata")
+
+
+def _ui_instead(loaded: LoadedWorkflow, workflow: dict[str, Any], registry: NodeRegistry) -> LoadedWorkflow | None:
+    """The PNG's UI workflow when its API prompt fails validation and the UI workflow does not."""
+    from engine.validation import validate_prompt
+
+    api_result = validate_prompt(loaded.prompt, registry)
+    if api_result.ok and not api_result.node_errors:
+        return None
+    try:
+        ui = _from_ui(workflow, registry, "png:comfyui-ui")
+    except WorkflowFormatError:
+        return None
+    ui_result = validate_prompt(ui.prompt, registry)
+    if not ui_result.ok or ui_result.node_errors:
+        return None
+    reason = (api_result.error or {}).get("message") or "some outputs are invalid"
+    ui.warnings.insert(0, f"the PNG's API prompt failed validation ({reason}); loaded its UI workflow instead")
+    return ui
 
 
 def _json_or_none(text: str | None) -> Any:
@@ -193,6 +281,10 @@ class UIWorkflowConverter:
                                           "supported yet: convert it back to its nodes in the editor")
             definition = self._definition(node_type)
             inputs = self._widget_values(node_id, raw, definition) if definition else {}
+            if definition is not None:
+                linked = {(slot.get("widget") or {}).get("name") or slot.get("name")
+                          for slot in raw.get("inputs") or [] if slot.get("link") is not None}
+                add_missing_defaults(node_id, definition, inputs, linked, self.warnings)
             for slot in raw.get("inputs") or []:
                 link_id = slot.get("link")
                 if link_id is None:

@@ -192,6 +192,22 @@ test("API-format import rebuilds links and lays nodes out left to right", () => 
   assert.equal(doc.nodes.find((n) => n.id === 3)!.controls?.seed, "fixed");
 });
 
+test("a file saved before a node gained an input gets its default, with one warning per input", () => {
+  const api = workflowToPrompt(defaultWorkflow(defs), defs).prompt;
+  delete (api["3"].inputs as Record<string, unknown>).denoise; // KSampler as saved by an older version
+  const { doc, warnings } = importApiPrompt(api, defs);
+  assert.equal(doc.nodes.find((n) => n.id === 3)!.inputs.denoise, 1);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /KSampler #3: input 'denoise' is missing .* default 1/);
+  const ui = {
+    nodes: [{ id: 3, type: "KSampler", inputs: [], outputs: [], widgets_values: [5, "fixed", 20, 8, "euler", "normal"] }],
+    links: [],
+  };
+  const imported = importComfyUi(ui as never, defs);
+  assert.equal(imported.doc.nodes[0].inputs.denoise, 1);
+  assert.deepEqual(imported.warnings.filter((w) => w.includes("missing")).length, 1);
+});
+
 function stripMeta(p: Record<string, { class_type: string; inputs: Record<string, unknown> }>) {
   return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, { class_type: v.class_type, inputs: v.inputs }]));
 }

@@ -145,6 +145,11 @@ function linkTuples(wf: ComfyWorkflow): ComfyLinkObject[] {
   return out;
 }
 
+/** A file saved before its node gained an input: the editor fills the default and says so. */
+function missingInputWarning(type: string, id: number, input: InputDef): string {
+  return `${type} #${id}: input '${input.name}' is missing from the file (saved before the node had it?); using its default ${JSON.stringify(input.default)}`;
+}
+
 /** Convert a ComfyUI UI-format workflow. */
 export function importComfyUi(wf: ComfyWorkflow, defs: NodeDefs): ImportReport {
   if (!isComfyUiWorkflow(wf)) throw new WorkflowFormatError("not a ComfyUI workflow (no 'nodes' array)");
@@ -198,8 +203,12 @@ export function importComfyUi(wf: ComfyWorkflow, defs: NodeDefs): ImportReport {
       } else if (values && typeof values === "object") {
         for (const input of widgetInputs(def)) if (input.name in values) node.inputs[input.name] = coerce(input, values[input.name]);
       }
+      const linked = new Set((cn.inputs ?? []).filter((s) => s.link != null).map((s) => s.widget?.name ?? s.name));
       for (const input of widgetInputs(def)) {
-        if (!(input.name in node.inputs)) node.inputs[input.name] = input.default;
+        if (!(input.name in node.inputs)) {
+          node.inputs[input.name] = input.default;
+          if (!linked.has(input.name)) warnings.push(missingInputWarning(cn.type, id, input));
+        }
         if (input.widget === "COMBO" && input.choices.length && !input.choices.includes(node.inputs[input.name])) {
           warnings.push(`${cn.type} #${id}: '${input.name}' value ${JSON.stringify(node.inputs[input.name])} is not available here`);
         }
@@ -282,6 +291,7 @@ export function importApiPrompt(
     const title = entry._meta?.title;
     if (title && title !== (def?.displayName ?? entry.class_type) && title !== entry.class_type) node.title = title;
     const socketSlots: SlotDoc[] = [];
+    const linkedNames = new Set(Object.entries(entry.inputs ?? {}).filter(([, v]) => isApiLink(v)).map(([n]) => n));
     for (const [name, value] of Object.entries(entry.inputs ?? {})) {
       if (isApiLink(value)) {
         const src = prompt[value[0]];
@@ -300,7 +310,11 @@ export function importApiPrompt(
       }
     }
     if (def) {
-      for (const input of widgetInputs(def)) if (!(input.name in node.inputs)) node.inputs[input.name] = input.default;
+      for (const input of widgetInputs(def)) {
+        if (input.name in node.inputs) continue;
+        node.inputs[input.name] = input.default;
+        if (!linkedNames.has(input.name)) warnings.push(missingInputWarning(entry.class_type, node.id, input));
+      }
       // Seeds in an API prompt are the values that ran: keep them fixed so re-running reproduces.
       const controls: Record<string, "fixed"> = {};
       for (const input of def.inputs) if (input.controlAfterGenerate) controls[input.name] = "fixed";
