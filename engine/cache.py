@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable
 
 from engine.cachekeys import KeyTable
-from engine.sizing import Seen, outputs_nbytes, value_nbytes
+from engine.sizing import Seen, value_nbytes
 
 
 @dataclass(slots=True)
@@ -86,7 +86,7 @@ class OutputCache:
     def put(self, key: int, outputs: list[list[Any]], ui: dict[str, Any] | None) -> CacheEntry:
         """Store a node's result; evicts older entries to stay under the budget."""
         seen: Seen = {}
-        size = outputs_nbytes(outputs, seen) + (value_nbytes(ui, seen) if ui else 0)
+        size = value_nbytes(outputs, seen) + (value_nbytes(ui, seen) if ui else 0)
         if seen and max(seen.values()):  # it holds tensors or models, which other entries may share
             parts = {part: nbytes for part, nbytes in seen.items() if nbytes}
             entry = CacheEntry(outputs, ui, size - sum(parts.values()), parts)

@@ -45,7 +45,7 @@ class NodeContext:
         return f"NodeContext(prompt_id={self.prompt_id!r}, node_id={self.node_id!r})"
 
 
-# The executor sets _node directly around each node call (hot path); others use node_context().
+# The executor sets _node around each node call (node_context).
 _node: ContextVar[NodeContext | None] = ContextVar("latentgraph_node_context", default=None)
 _scoped: ContextVar[Services | None] = ContextVar("latentgraph_services", default=None)
 

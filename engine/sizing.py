@@ -26,26 +26,15 @@ Seen = dict[Hashable, int]  # what sizing counted: key -> bytes (0 for visited c
 
 def value_nbytes(value: Any, _seen: Seen | None = None) -> int:
     """Approximate RAM held by `value`; what it holds twice counts once (see the module doc).
-
-    Plain numbers cost a flat 32 bytes; this is called for every cached node output, so the
-    common cases stay cheap.
-    """
+    Plain numbers cost a flat 32 bytes."""
     kind = type(value)
     if kind in _ATOM_TYPES:
         return _ATOM_BYTES
-    if kind is list or kind is tuple:
-        total = 56 + 8 * len(value)
-        for item in value:
-            if type(item) in _ATOM_TYPES:
-                total += _ATOM_BYTES
-            else:
-                if _seen is None:
-                    _seen = {}
-                total += value_nbytes(item, _seen)
-        return total
     if kind is str or kind is bytes or kind is bytearray:
         return sys.getsizeof(value)
     seen = _seen if _seen is not None else {}
+    if kind is list or kind is tuple:
+        return 56 + 8 * len(value) + sum(value_nbytes(item, seen) for item in value)
     if kind is dict:  # a plain dict (ui results) has no cache_size_bytes and is no tensor
         return _dict_nbytes(value, seen)
     sizer = getattr(value, "cache_size_bytes", None)
@@ -66,44 +55,13 @@ def value_nbytes(value: Any, _seen: Seen | None = None) -> int:
         return 64
 
 
-def outputs_nbytes(outputs: list[list[Any]], seen: Seen | None = None) -> int:
-    """`value_nbytes(outputs, seen)` for a node's per-slot output lists, inlined one level.
-
-    Every cached node result is sized, so the usual case (each slot a list of a few plain
-    values) costs no recursive call; anything else takes value_nbytes with one shared `seen`.
-    """
-    total = 56 + 8 * len(outputs)
-    for slot in outputs:
-        if type(slot) is list:
-            total += 56 + 8 * len(slot)
-            for item in slot:
-                if type(item) in _ATOM_TYPES:
-                    total += _ATOM_BYTES
-                else:
-                    if seen is None:
-                        seen = {}
-                    total += value_nbytes(item, seen)
-        else:
-            if seen is None:
-                seen = {}
-            total += value_nbytes(slot, seen)
-    return total
-
-
 def _dict_nbytes(value: dict, seen: Seen) -> int:
     if id(value) in seen:
         return 0
     seen[id(value)] = 0
     total = 64 + 8 * len(value)
     for key, item in value.items():
-        # string keys and lists of plain values (ui dicts) are sized inline, as value_nbytes would
-        total += sys.getsizeof(key) if type(key) is str else value_nbytes(key, seen)
-        if type(item) is list:
-            total += 56 + 8 * len(item)
-            for element in item:
-                total += _ATOM_BYTES if type(element) in _ATOM_TYPES else value_nbytes(element, seen)
-        else:
-            total += value_nbytes(item, seen)
+        total += value_nbytes(key, seen) + value_nbytes(item, seen)
     return total
 
 

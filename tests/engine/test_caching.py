@@ -3,7 +3,7 @@
 import torch
 
 from engine.cache import OutputCache
-from engine.sizing import outputs_nbytes, value_nbytes
+from engine.sizing import value_nbytes
 from tests.support.engine_fixtures import calls, make_runtime, node, run
 
 
@@ -180,33 +180,6 @@ def test_entries_know_their_byte_size():
     cache = OutputCache(budget_bytes=10_000)
     entry = cache.put(1, [[Model()]], None)
     assert entry.size >= 12345 and len(cache) == 0  # bigger than the budget: not kept
-
-
-def test_output_sizing_fast_path_matches_the_general_sizer():
-    tensor = torch.zeros(10, 10, dtype=torch.float32)
-
-    class Model:
-        def cache_size_bytes(self):
-            return 12345
-
-    model = Model()
-    cases = [[], [[]], [[1]], [[1, 2.5, None, True]], [["text"], [b"raw"]], [[tensor], [tensor]],
-             [[tensor, (1, tensor)], [{"samples": tensor}]], [[model], [model, [model]]], [(1, 2)], [[[1, [2]]]]]
-    for outputs in cases:
-        assert outputs_nbytes(outputs) == value_nbytes(outputs), outputs
-
-
-def test_dict_sizing_inlines_lists_of_plain_values_without_changing_the_figure():
-    import sys
-
-    tensor = torch.zeros(10, 10, dtype=torch.float32)
-    cases = [{"value": [1, 2.5, "x", None, True]}, {"images": [{"filename": "a.png", "type": "output"}]},
-             {"a": [tensor, tensor]}, {"k": (1, 2)}, {1: [1]}, {"nested": [[1, 2], [tensor]]}, {}]
-    for case in cases:
-        by_item = 64 + 8 * len(case) + sum(
-            (sys.getsizeof(k) if type(k) is str else value_nbytes(k)) + value_nbytes(v)
-            for k, v in case.items())
-        assert value_nbytes(case) == by_item, case
 
 
 def test_what_several_entries_hold_counts_once_while_any_holds_it():
