@@ -289,15 +289,24 @@ class CFGDenoiser:
         cond, uncond = out[0], out[1]
         if uncond_sink is not None:
             uncond_sink["uncond_denoised"] = uncond
+        return self.cfg_function(x, sigma, cond, uncond, scale, conds[0], conds[1])
+
+    def cfg_function(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
+                     scale: float, cond_chunks: list[CondChunk] | None,
+                     uncond_chunks: list[CondChunk] | None) -> torch.Tensor:
+        """ComfyUI's ``cfg_function``: the model's sampler_cfg_function (else plain CFG) on the cond
+        and uncond x0, then its post-CFG hooks. Guiders with other mixes (DualCFG) reuse it."""
+        options = self.model_options
+        base = getattr(self.model, "model", self.model)
         if "sampler_cfg_function" in options:
             args = {"cond": x - cond, "uncond": x - uncond, "cond_scale": scale, "timestep": sigma, "input": x,
                     "sigma": sigma, "cond_denoised": cond, "uncond_denoised": uncond, "model": base,
-                    "model_options": options, "input_cond": conds[0], "input_uncond": conds[1]}
+                    "model_options": options, "input_cond": cond_chunks, "input_uncond": uncond_chunks}
             result = x - options["sampler_cfg_function"](args)
         else:
             result = uncond + (cond - uncond) * scale
         for function in options.get("sampler_post_cfg_function", ()):
-            result = function({"denoised": result, "cond": conds[0], "uncond": conds[1], "cond_scale": scale,
+            result = function({"denoised": result, "cond": cond_chunks, "uncond": uncond_chunks, "cond_scale": scale,
                                "model": base, "uncond_denoised": uncond, "cond_denoised": cond, "sigma": sigma,
                                "model_options": options, "input": x})
         return result

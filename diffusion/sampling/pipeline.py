@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from diffusion.sampling.guidance import CFGDenoiser, prepare_conds
+from diffusion.sampling.guidance import CFGDenoiser, CondChunk, prepare_conds
 from diffusion.sampling.model_sampling import DiscreteModelSampling, model_sampling_from_config
 from diffusion.sampling.noise import cpu_generator, prepare_noise
 from diffusion.sampling.samplers import (
@@ -22,6 +22,8 @@ from diffusion.sampling.samplers import (
 from diffusion.sampling.schedulers import calculate_sigmas
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
+# (model, model_sampling, prepared conditionings by name, max_batch) -> the denoiser a sampler calls
+DenoiserFactory = Callable[[Any, DiscreteModelSampling, dict[str, list[CondChunk]], "int | None"], Any]
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,13 @@ def run_sampler(
     seed: int | None = None,
     callback: StepCallback | None = None,
     max_batch: int | None = None,
+    conditioning: dict[str, list] | None = None,
+    guidance: DenoiserFactory | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sample from ``noise``/``latent_image`` along ``sigmas``; returns (samples, last x0).
 
+    Guidance is CFG over positive/negative unless a GUIDER passes its own named ``conditioning``
+    and a ``guidance`` factory building the denoiser from them (diffusion.sampling.guiders).
     Runs on the model's device in float32 and returns CPU tensors.
     """
     if len(sigmas) == 0 or len(sigmas) == 1:
@@ -160,11 +166,14 @@ def run_sampler(
     mask = prepare_mask(denoise_mask, latent.shape).to(device) if denoise_mask is not None else None
     conds = {
         name: prepare_conds(c, model, ms, latent.shape, latent_image=latent, denoise_mask=mask, device=device)
-        for name, c in (("positive", positive), ("negative", negative))
+        for name, c in (conditioning or {"positive": positive, "negative": negative}).items()
     }
     if max_batch is None:
         max_batch = default_max_batch(model, latent.shape)
-    denoiser: Any = CFGDenoiser(model, ms, conds["positive"], conds["negative"], cfg, max_batch)
+    if guidance is None:
+        denoiser: Any = CFGDenoiser(model, ms, conds["positive"], conds["negative"], cfg, max_batch)
+    else:
+        denoiser = guidance(model, ms, conds, max_batch)
     noise = noise.to(device, torch.float32)
     if mask is not None:
         inpaint_noise = noise

@@ -319,6 +319,9 @@ def test_execution_blocker_and_sampler_names_are_ours(shims):
     assert shims["graph_utils"].ExecutionBlocker is ExecutionBlocker
     assert shims["samplers"].KSampler.SAMPLERS == SAMPLER_NAMES
     assert shims["samplers"].KSampler.SCHEDULERS == SCHEDULER_NAMES
+    from diffusion.sampling.guiders import CFGGuider
+
+    assert shims["samplers"].CFGGuider is CFGGuider
 
 
 def test_tiled_scale_blends_tiles_into_the_whole_result(shims, services):

@@ -44,6 +44,18 @@ SPEC: dict[str, tuple[str, list[str], dict[str, object]]] = {
                                                      "pcoeff": 0.0, "icoeff": 1.0, "dcoeff": 0.0,
                                                      "accept_safety": 0.81, "eta": 0.0, "s_noise": 1.0}),
     "SamplerLCMUpscale": (SAMPLERS, ["SAMPLER"], {"scale_ratio": 1.0, "scale_steps": -1, "upscale_method": None}),
+    "DisableNoise": ("sampling/custom_sampling/noise", ["NOISE"], {}),
+    "RandomNoise": ("sampling/custom_sampling/noise", ["NOISE"], {"noise_seed": 0}),
+    "AddNoise": ("_for_testing/custom_sampling/noise", ["LATENT"], {"model": None, "noise": None, "sigmas": None,
+                                                                    "latent_image": None}),
+    "BasicGuider": (GUIDERS, ["GUIDER"], {"model": None, "conditioning": None}),
+    "CFGGuider": (GUIDERS, ["GUIDER"], {"model": None, "positive": None, "negative": None, "cfg": 8.0}),
+    "DualCFGGuider": (GUIDERS, ["GUIDER"], {"model": None, "cond1": None, "cond2": None, "negative": None,
+                                            "cfg_conds": 8.0, "cfg_cond2_negative": 8.0, "style": None}),
+    "PerpNegGuider": ("_for_testing", ["GUIDER"], {"model": None, "positive": None, "negative": None,
+                                                   "empty_conditioning": None, "cfg": 8.0, "neg_scale": 1.0}),
+    "SamplerCustomAdvanced": ("sampling/custom_sampling", ["LATENT", "LATENT"], {
+        "noise": None, "guider": None, "sampler": None, "sigmas": None, "latent_image": None}),
 }
 
 COMBOS = {
@@ -53,7 +65,13 @@ COMBOS = {
     ("SamplerDPMPP_SDE", "noise_device"): ["gpu", "cpu"],
     ("SamplerDPMPP_2M_SDE", "solver_type"): ["midpoint", "heun"],
     ("SamplerLCMUpscale", "upscale_method"): ["bislerp", "nearest-exact", "bilinear", "area", "bicubic"],
+    ("DualCFGGuider", "style"): ["regular", "nested"],
 }
+
+
+def test_sampler_custom_advanced_output_names(object_info):
+    assert object_info["SamplerCustomAdvanced"]["output_name"] == ["output", "denoised_output"]
+    assert object_info["RandomNoise"]["input"]["required"]["noise_seed"][1]["control_after_generate"] is True
 
 
 def test_display_names_of_the_cfg_pp_samplers(object_info):
