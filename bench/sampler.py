@@ -1,36 +1,11 @@
-"""Time per sampling step spent outside the model (sampler math, CFG batching, callbacks).
+"""Time per sampling step spent outside the model (sampler math, CFG batching, noise, callbacks).
 
 A stand-in model whose ``apply_model`` is timed separately; everything else in a KSampler run
 (20 steps, cfg 8, 512×512 latent, progress callback with paced latent2rgb JPEG previews) counts as
-overhead. Goal: ≤ 1 ms per step on CPU. Prints one JSON object on the last line.
+overhead, and ``run_ms`` is the whole run. Goal: ≤ 1 ms per step on CPU. Figures: bench/RESULTS.md.
+Prints one JSON object on the last line.
 
-    .venv/bin/python bench/sampler.py [--steps 20] [--size 64] [--repeats 3]
-
-Figures: a 2-core VM shared with another engineer's benchmarks, so ±40% run to run (best of 5
-alternating before/after runs, --repeats 5; 20 steps, [1,4,64,64], cfg 8). Every non-SDE sampler
-0.2-0.65 ms/step. The SDE samplers pay for Brownian-tree noise that must equal torchsde's bit for
-bit (ComfyUI/k-diffusion seeds): every new end point of a query walks ~17 tree levels, each one
-seeded Gaussian draw of the latent's size, 333 draws a dpmpp_2m/3m_sde run and 652 a dpmpp_sde
-run ("brownian_draws" below), and no cache may outlive a run.
-
-    sampler        torchsde tree   before (same day)   this version     this version, 15 ms GPU-like step
-    dpmpp_sde      10.9-16.4       3.9-6.6 ms/step     3.2-3.8 ms/step  2.0-2.9 ms/step (was 2.0-3.2)
-    dpmpp_2m_sde    5.5-8.3        2.3-3.8 ms/step     1.8-2.0 ms/step  1.2-1.9 ms/step (was 1.5-1.8)
-    dpmpp_3m_sde    5.6-8.3        2.3-3.8 ms/step     1.7-1.9 ms/step  1.4-2.1 ms/step (was 1.5-1.9)
-
-This version: no prefetch thread when the model runs on the CPU (it only took turns with the
-sampler for the GIL: most of the gain), split seeds in ~1 µs instead of ~11 µs (SeedSequence's
-hash re-derived), in-place increment arithmetic, and a query's draws shared with one worker
-thread (6-13% on the tree alone when the VM is otherwise idle; its GIL hand-offs eat the rest).
-With a GPU-like step the prefetch thread hides the tree: SDE samplers then cost what non-SDE ones
-do in that mode (dpmpp_2m: 1.4 ms/step, the CPU going cold during the sleep).
-
-Why the 1 ms goal is out of reach for the SDE samplers here: a 16384-float torch.randn takes
-43-45 µs at best (50-60 µs inside a run), so the draws alone are 16.65/step × 45 µs = 0.75 ms
-(dpmpp_2m/3m_sde) and 32.6/step × 45 µs = 1.47 ms (dpmpp_sde) on one core; each drawn level also
-costs ~20 µs of combining on the sampler's thread, on top of the sampler's own 0.24 / 0.47 ms.
-One core: ~1.3 / ~2.6 ms/step. Two perfectly shared cores: ~0.95 / ~1.85 ms/step. Threads share
-the draws at only 1.0-1.25× on this VM (per-draw GIL wake-ups), hence 1.7-2.0 / 3.2-3.8 measured.
+    .venv/bin/python bench/sampler.py [--steps 20] [--size 64] [--repeats 3] [--samplers dpmpp_sde,...]
 """
 
 from __future__ import annotations
@@ -72,7 +47,7 @@ class TimedModel:
         self.calls = 0
         self.idle = idle_ms / 1000
 
-    def apply_model(self, x, timestep, context, y=None, concat=None, control=None):
+    def apply_model(self, x, timestep, context, y=None, concat=None, control=None, **options):
         started = time.perf_counter()
         if self.idle:
             time.sleep(self.idle)  # a GPU step: the CPU waits, free for other work
@@ -174,7 +149,8 @@ def bench_sampler(name: str, steps: int, size: int, repeats: int, idle_ms: float
             total = time.perf_counter() - started
         overhead_ms = (total - model.seconds) / steps * 1000
         if best is None or overhead_ms < best["overhead_ms_per_step"]:
-            best = {"overhead_ms_per_step": round(overhead_ms, 3), "model_calls": model.calls,
+            best = {"overhead_ms_per_step": round(overhead_ms, 3), "run_ms": round(total * 1000, 1),
+                    "model_calls": model.calls,
                     "model_ms_per_step": round(model.seconds / steps * 1000, 3),
                     "previews": previews["count"],
                     "preview_ms_each": round(previews["seconds"] / max(previews["count"], 1) * 1000, 3)}
@@ -188,6 +164,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=64, help="latent side (64 = 512x512 image)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samplers", default="", help="comma-separated names (default: all)")
     parser.add_argument("--gpu-like-ms", type=float, default=15.0,
                         help="also time the SDE samplers with a model step that leaves the CPU idle this long")
     parser.add_argument("--tiny-sd1", action="store_true",
@@ -198,7 +175,8 @@ def main() -> None:
                              [[torch.zeros(1, 77, 768), {}]], {"samples": torch.zeros(1, 4, 8, 8)})  # warm-up
     tiny = _tiny_sd1() if args.tiny_sd1 else None
     results = {}
-    for name in sampling.SAMPLER_NAMES:
+    names = [n for n in args.samplers.split(",") if n] or list(sampling.SAMPLER_NAMES)
+    for name in names:
         results[name] = bench_sampler(name, args.steps, args.size, args.repeats, tiny=tiny)
         draws = results[name].get("brownian_draws")
         print(f"{name:20s} {results[name]['overhead_ms_per_step']:7.3f} ms/step outside the model "
@@ -209,10 +187,11 @@ def main() -> None:
     # on a thread, which hides them behind a model step that does not need the CPU (a GPU step).
     overlapped = {}
     with _prefetching_as_on_an_accelerator():
-        for name in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
+        for name in [n for n in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde") if n in names]:
             overlapped[name] = bench_sampler(name, args.steps, args.size, args.repeats, args.gpu_like_ms)
-        print(f"{name:20s} {overlapped[name]['overhead_ms_per_step']:7.3f} ms/step outside a "
-              f"{args.gpu_like_ms:g} ms GPU-like model step", flush=True)
+            print(f"{name:20s} {overlapped[name]['overhead_ms_per_step']:7.3f} ms/step outside a "
+                  f"{args.gpu_like_ms:g} ms GPU-like model step, run {overlapped[name]['run_ms']} ms",
+                  flush=True)
     print(json.dumps({"benchmark": "sampler_overhead", "device": "cpu", "steps": args.steps,
                       "model": "tiny-sd1 UNet" if tiny is not None else "elementwise stand-in",
                       "latent": [1, 4, args.size, args.size], "cfg": 8.0, "goal_ms_per_step": 1.0,
