@@ -168,3 +168,44 @@ def test_lora_save_of_a_full_rank_difference_reproduces_it(pair, tmp_path):
             got = _lora_delta(lora, name)
         # fp16 storage of the factors: relative error of a few 1e-3 of the largest entry
         torch.testing.assert_close(got, diff, rtol=0, atol=4e-3 * diff.abs().max().item(), msg=key)
+
+
+def test_saved_merge_reloads_with_identical_weights_and_outputs(pair, tmp_path):
+    from diffusion.checkpoint.export import checkpoint_metadata, checkpoint_state_dict, safetensors_file_bytes
+
+    a, b, _, _ = pair
+    (model,) = nodes.ModelMergeBlocks().merge(a.model, b.model, input=0.3, middle=0.6, out=0.8)
+    (clip,) = nodes.CLIPMergeSimple().merge(a.clip, b.clip, 0.5)
+    path = tmp_path / "merged.safetensors"
+    path.write_bytes(safetensors_file_bytes(checkpoint_state_dict(model, clip, a.vae), checkpoint_metadata(model, clip, "m")))
+    reloaded = load_checkpoint(path, ModelManager("cpu"))
+
+    merged_weights, saved_weights = model.patched_state_dict(), reloaded.model.patched_state_dict()
+    assert all(torch.equal(merged_weights[k], saved_weights[k]) for k in merged_weights)
+    tokens = clip.tokenize("a watercolor lighthouse")
+    context = clip.encode_from_tokens(tokens)
+    assert torch.equal(reloaded.clip.encode_from_tokens(tokens), context)
+    # The loader runs fp32 weights as views into the mapped file; CPU kernels round by alignment,
+    # so compare with the weights in fresh memory, as the merged model holds them.
+    for parameter in reloaded.model.diffusion_model.parameters():
+        parameter.data = parameter.data.clone()
+    x, sigma = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3)), torch.tensor([500.0])
+    assert torch.equal(reloaded.model.apply_model(x, sigma, context), model.apply_model(x, sigma, context))
+
+
+def test_extracted_lora_on_model_b_gives_model_a_through_our_lora_loader(pair, tmp_path):
+    from diffusion.lora.apply import apply_lora
+    from diffusion.merge.lora_extract import extract_lora
+
+    a, b, _, _ = pair
+    (model_diff,) = nodes.ModelMergeSubtract().merge(a.model, b.model, 1.0)
+    (clip_diff,) = nodes.CLIPMergeSubtract().merge(a.clip, b.clip, 1.0)
+    lora = extract_lora({**model_diff.patched_state_dict("diffusion_model."), **clip_diff.get_sd()}, rank=4096,
+                        dtype=torch.float32)
+    applied = apply_lora(b.model, b.clip, lora, 1.0, 1.0, "extracted")
+    assert applied.unused_keys == []
+    for got, want in ((applied.model.patched_state_dict(), a.model.patched_state_dict()),
+                      (applied.clip.get_sd(), a.clip.get_sd())):
+        assert sorted(got) == sorted(want)
+        for key in want:
+            torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5, msg=key)
