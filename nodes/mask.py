@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 from PIL import Image, ImageOps
@@ -11,7 +9,7 @@ from PIL import Image, ImageOps
 from diffusion import mask_ops
 from engine.runtime import services
 from nodes import MAX_RESOLUTION
-from nodes.image import PreviewImage, resolve_image_path
+from nodes.image import LoadImage, PreviewImage, resolve_image_path
 
 _POSITION = {"default": 0, "min": 0, "max": MAX_RESOLUTION, "step": 1}
 _SIZE = {"default": 512, "min": 1, "max": MAX_RESOLUTION, "step": 1}
@@ -39,17 +37,9 @@ class LoadImageMask:
         mask = torch.from_numpy(band.copy())
         return ((1.0 - mask if channel == "alpha" else mask)[None],)
 
-    @classmethod
-    def IS_CHANGED(cls, image: str, channel: str = "alpha"):
-        return hashlib.sha256(resolve_image_path(image).read_bytes()).hexdigest()
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, image: str):
-        try:
-            path = resolve_image_path(image)
-        except Exception as exc:  # PathEscapeError, bad annotation
-            return f"Invalid image file: {image} ({exc})"
-        return True if path.is_file() else f"Invalid image file: {image}"
+    # the same file, so the same change detection and existence check as LoadImage
+    IS_CHANGED = LoadImage.IS_CHANGED
+    VALIDATE_INPUTS = LoadImage.VALIDATE_INPUTS
 
 
 class MaskToImage:

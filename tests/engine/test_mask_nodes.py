@@ -144,3 +144,11 @@ def test_morphology_matches_window_min_max_definitions(operation):
                 "bottom_hat": lambda: erode(dilate(array)) - array}[operation]()
     got, = mask_nodes.Morphology().process(image, operation, 3)
     np.testing.assert_allclose(got.permute(0, 3, 1, 2).numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["missing.png", "../outside.png"])
+def test_load_image_mask_refuses_missing_or_escaping_files_before_running(runtime, name):
+    outcome, _ = run(runtime, {"1": node("LoadImageMask", image=name, channel="red"),
+                               "2": node("MaskPreview", mask=["1", 0])})
+    assert outcome.status == "error"
+    assert "Invalid image file" in outcome.node_errors["1"]["errors"][0]["details"]
