@@ -16,12 +16,22 @@ from engine.paths import FolderPaths
 from engine.registry import NodeRegistry
 from engine.runtime import Services
 
+def real_cpu_allocation_failure() -> RuntimeError:
+    """What torch's CPU allocator raises ("can't allocate memory"), not a message we wrote."""
+    try:
+        torch.empty(2**60, dtype=torch.uint8)
+    except RuntimeError as exc:
+        return exc
+    raise AssertionError("a 1 EiB allocation succeeded")
+
+
 FAILURES = {
     "torch_oom": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB"),
     "memory_error": lambda: MemoryError("simulated allocation failure"),
     "bare_memory_error": lambda: MemoryError(),
     "cpu_allocator": lambda: RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
                                           "not enough memory: you tried to allocate 1 GB"),
+    "cpu_cannot_allocate": real_cpu_allocation_failure,
     "value": lambda: ValueError("width must be a multiple of 8"),
 }
 
@@ -61,7 +71,8 @@ def execute(tmp_path: Path, kind: str) -> tuple[ExecutionOutcome, Listener]:
     return outcome, listener
 
 
-@pytest.mark.parametrize("kind", ["torch_oom", "memory_error", "bare_memory_error", "cpu_allocator"])
+@pytest.mark.parametrize("kind", ["torch_oom", "memory_error", "bare_memory_error", "cpu_allocator",
+                                  "cpu_cannot_allocate"])
 def test_out_of_memory_failures_carry_the_advice_and_the_details(tmp_path: Path, kind: str) -> None:
     outcome, listener = execute(tmp_path, kind)
     assert outcome.status == "error"

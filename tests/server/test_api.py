@@ -106,6 +106,20 @@ def test_events_go_only_to_the_client_that_queued(server: ServerThread) -> None:
     mine.close(), other.close()
 
 
+def test_a_prompt_queued_without_client_id_sends_no_events(server: ServerThread) -> None:
+    watcher = server.websocket()
+    prompt_id = server.queue_prompt(chain_prompt(3, seconds=0.05))
+    server.wait_history(prompt_id)
+    watcher.ws.settimeout(0.3)
+    try:
+        while True:
+            watcher.next_text()
+    except Exception:
+        pass
+    assert {m["type"] for m in watcher.texts} <= {"status"}
+    watcher.close()
+
+
 def test_preview_frames_in_both_layouts(server: ServerThread) -> None:
     legacy = server.websocket()
     modern = server.websocket(feature_flags={"supports_preview_metadata": True})
