@@ -20,11 +20,12 @@ def timestamp() -> int:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """Allocator failures on any device: torch.OutOfMemoryError (matched by name, so torch-free
-    graphs never import torch), MemoryError, or a RuntimeError saying so (CPU allocator)."""
+    graphs never import torch), MemoryError, or a RuntimeError saying so (the CPU allocator's "can't allocate memory")."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
     text = str(exc).lower()
-    return "out of memory" in text or (isinstance(exc, RuntimeError) and "not enough memory" in text)
+    return "out of memory" in text or (isinstance(exc, RuntimeError) and (
+        "not enough memory" in text or "can't allocate memory" in text))
 
 
 def failure_message(exc: BaseException) -> str:

@@ -62,7 +62,13 @@ class ForwardingListener:
         if self._held is not None:
             self._held.append((event, data))
             return
-        self.hub.post(self.hub.send, event, data, self.job.client_id)
+        self.send(event, data)
+
+    def send(self, event: str, data: dict[str, Any]) -> None:
+        """To the client that queued the job; a job queued without client_id sends no events
+        (only `status` is broadcast, as in ComfyUI)."""
+        if self.job.client_id is not None:
+            self.hub.post(self.hub.send, event, data, self.job.client_id)
 
     def hold(self, event: str, data: dict[str, Any]) -> None:
         """Queue a closing event produced outside the engine (the worker's crash report)."""
@@ -73,7 +79,7 @@ class ForwardingListener:
         """Send the held events, in order; call only after the history row is committed."""
         held, self._held = self._held or [], None
         for event, data in held:
-            self.hub.post(self.hub.send, event, data, self.job.client_id)
+            self.send(event, data)
 
     def on_preview(self, prompt_id: str, node_id: str, image_format: str, image: bytes) -> None:
         if self.job.client_id is not None:
@@ -156,8 +162,7 @@ class Worker:
             # closing `executing {node: null}`. If the write failed (disk full) they are still
             # sent, so no client waits forever; the error is logged by the worker loop.
             listener.release()
-            self.hub.post(self.hub.send, "executing", {"node": None, "prompt_id": job.prompt_id},
-                          job.client_id)
+            listener.send("executing", {"node": None, "prompt_id": job.prompt_id})
             job.current_node = None
         report = result["lg"].get("run_report") or {}
         ran = sum(1 for r in report.values() if isinstance(r, dict) and r.get("state") == "ran")
