@@ -8,6 +8,8 @@ from typing import Any
 
 @dataclass
 class ExecutionOutcome:
+    """One prompt's result: status, ui outputs, history messages and the run report."""
+
     prompt_id: str
     status: str  # "success" | "error" | "interrupted"
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> merged ui dict

@@ -26,12 +26,6 @@ _ON_PATH = object()  # _walk's mark for a node on the current DFS path
 _COMBO_LIST_LIMIT = 20
 
 
-def is_link(value: Any) -> bool:
-    """ComfyUI's link test: a 2-list whose first item is a node id string and second a number."""
-    return (type(value) is list and len(value) == 2 and isinstance(value[0], str)
-            and isinstance(value[1], (int, float)) and not isinstance(value[1], bool))
-
-
 @dataclass
 class ValidationResult:
     ok: bool

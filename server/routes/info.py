@@ -77,7 +77,7 @@ def _memory() -> tuple[int, int]:
 
 def _devices(ctx: ServerContext) -> list[dict[str, Any]]:
     """The compute device in ComfyUI's shape; RAM figures stand in for VRAM on a CPU."""
-    manager = getattr(ctx.runtime.services, "model_manager", None)
+    manager = ctx.runtime.services.model_manager  # None when the runtime has no models (tests)
     device = getattr(manager, "device", None)
     kind = str(getattr(device, "type", device or "cpu"))
     total, free = _memory()
