@@ -58,12 +58,19 @@ class LoRAAdapter(DeltaAdapter):
         return shape[0] == self.up.shape[0] and math.prod(shape[1:]) == self.down.shape[1] * kernel
 
     def delta(self, weight: torch.Tensor) -> torch.Tensor:
-        up = self.up.to(weight).flatten(1)
-        down = self.down.to(weight)
+        up = self.up.to(weight).flatten(1) * self.scale  # scale the small factor, not ΔW
+        down = self.down.to(weight).flatten(1)
         if self.mid is not None:  # Tucker: [out, r] · mid[r, r, k…] · [r, in] → [out, in, k…]
-            core = self.mid.to(weight)
-            return self.scale * torch.einsum("ab...,oa,bi->oi...", core, up, down.flatten(1))
-        return self.scale * (up @ down.flatten(1))
+            return torch.einsum("ab...,oa,bi->oi...", self.mid.to(weight), up, down)
+        return up @ down
+
+    def add_delta(self, out: torch.Tensor, weight: torch.Tensor, alpha: float) -> torch.Tensor:
+        if self.mid is not None or not out.is_contiguous():
+            return super().add_delta(out, weight, alpha)
+        # one fused pass over the weight: out += alpha·scale·up·down, no ΔW tensor
+        up, down = self.up.to(out).flatten(1), self.down.to(out).flatten(1)
+        out.view(out.shape[0], -1).addmm_(up, down, alpha=alpha * self.scale)
+        return out
 
 
 class DiffAdapter(DeltaAdapter):

@@ -13,16 +13,14 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from diffusion.weight_patches import WeightAdapter
+# _identity: what weight_patches.calculate_weight passes when an entry has no function.
+from diffusion.weight_patches import WeightAdapter, _identity
 
 log = logging.getLogger(__name__)
 
 Function = Callable[[torch.Tensor], torch.Tensor]
 StateDict = Mapping[str, torch.Tensor]
 
-
-def _identity(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
 
 
 def alpha_scale(alpha: torch.Tensor | float | None, rank: int) -> float:
@@ -73,15 +71,22 @@ class DeltaAdapter(WeightAdapter):
         """ΔW (already scaled by the adapter's own alpha/rank) for `weight`, in `weight`'s dtype."""
         raise NotImplementedError
 
+    def add_delta(self, out: torch.Tensor, weight: torch.Tensor, alpha: float) -> torch.Tensor:
+        """``out += alpha·ΔW(weight)`` in place (`out` may be `weight` itself); returns `out`."""
+        return out.add_(_to_shape(self.delta(weight), out.shape), alpha=alpha)
+
     def fits(self, shape: torch.Size) -> bool:
         """Whether this adapter can patch a weight of `shape` (cheap; no ΔW is built)."""
         return True
 
     def merge(self, weight: torch.Tensor, strength: float, function: Function) -> torch.Tensor:
-        diff = _to_shape(self.delta(weight), weight.shape)
+        """The new weight; `weight` is the caller's private working copy and is updated in place."""
+        if function is _identity and self.dora_scale is None:
+            return self.add_delta(weight, weight, strength)  # the common case: no ΔW tensor at all
+        diff = self.add_delta(torch.zeros_like(weight), weight, 1.0)
         if self.dora_scale is not None:
             return weight_decompose(weight, weight + function(diff), self.dora_scale, strength)
-        return weight + function(strength * diff)
+        return weight.add_(function(strength * diff))
 
     def calculate_weight(
         self,
@@ -98,7 +103,7 @@ class DeltaAdapter(WeightAdapter):
         if not self.fits(weight.shape):
             log.warning("%s patch for %s does not fit its shape %s; skipped", self.name, key, tuple(weight.shape))
             return weight
-        work = weight.to(intermediate_dtype)
+        work = weight.to(intermediate_dtype)  # the contract hands a private copy: updated in place
         return self.merge(work, strength, function or _identity).to(weight.dtype)
 
 
