@@ -10,7 +10,6 @@ from diffusion.checkpoint.files import read_state_dict
 from diffusion.checkpoint.tiny import write_tiny_checkpoint
 from diffusion.merge.merging import block_ratio
 from diffusion.memory import ModelManager
-from engine.registry import NodeRegistry
 from nodes import model_merging as nodes
 
 UNET = "model.diffusion_model."
@@ -113,26 +112,6 @@ def test_clip_merges_are_the_same_arithmetic_on_the_text_encoders(pair):
     _assert_each(a.clip.get_sd(), ca)  # the inputs keep their weights
     tokens = a.clip.tokenize("a cube")
     assert not torch.equal(merged.encode_from_tokens(tokens), a.clip.encode_from_tokens(tokens))
-
-
-def test_merge_nodes_register_with_comfyui_interfaces():
-    registry = NodeRegistry()
-    registry.register_mappings(nodes.NODE_CLASS_MAPPINGS, {}, nodes.__name__)
-    assert not registry.problems
-    assert registry.object_info_for("ModelMergeSimple")["input"]["required"]["ratio"][1] == {
-        "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}
-    assert registry.object_info_for("ModelMergeSubtract")["input"]["required"]["multiplier"][1]["min"] == -10.0
-    blocks = registry.object_info_for("ModelMergeBlocks")
-    assert list(blocks["input"]["required"]) == ["model1", "model2", "input", "middle", "out"]
-    assert blocks["category"] == "advanced/model_merging"
-    sd1 = registry.object_info_for("ModelMergeSD1")["input"]["required"]
-    assert list(sd1)[:4] == ["model1", "model2", "time_embed.", "label_emb."] and "output_blocks.11." in sd1
-    assert len(sd1) == 2 + 2 + 12 + 3 + 12 + 1
-    assert registry.object_info_for("ModelMergeSD2")["input"]["required"] == sd1
-    xl = registry.object_info_for("ModelMergeSDXL")
-    assert "input_blocks.8" in xl["input"]["required"] and "input_blocks.9" not in xl["input"]["required"]
-    assert xl["category"] == "advanced/model_merging/model_specific"
-    assert registry.object_info_for("CLIPMergeSimple")["output"] == ["CLIP"]
 
 
 def _lora_delta(lora: dict[str, torch.Tensor], name: str) -> torch.Tensor:

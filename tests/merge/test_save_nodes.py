@@ -13,7 +13,6 @@ from diffusion.checkpoint.files import read_state_dict
 from diffusion.memory import ModelManager
 from diffusion.text.loader import load_clip_from_state_dicts
 from diffusion.checkpoint.files import parse_arch_metadata
-from engine.registry import NodeRegistry
 from nodes import model_saving
 
 PROMPT = {"1": {"class_type": "CheckpointSave", "inputs": {}}}
@@ -28,21 +27,6 @@ def _metadata(path):
 def _equal_state(a, b):
     assert sorted(a) == sorted(b)
     return all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_save_nodes_register_with_comfyui_interfaces():
-    registry = NodeRegistry()
-    registry.register_mappings(model_saving.NODE_CLASS_MAPPINGS, model_saving.NODE_DISPLAY_NAME_MAPPINGS,
-                               model_saving.__name__)
-    assert not registry.problems
-    save = registry.object_info_for("CheckpointSave")
-    assert save["input"]["required"]["filename_prefix"][1]["default"] == "checkpoints/ComfyUI"
-    assert save["output_node"] and save["display_name"] == "Save Checkpoint"
-    assert save["category"] == "advanced/model_merging"
-    lora = registry.object_info_for("LoraSave")
-    assert lora["category"] == "_for_testing" and lora["input"]["required"]["rank"][1]["default"] == 8
-    assert lora["input"]["required"]["lora_type"][0] == ["standard", "full_diff"]
-    assert set(lora["input"]["optional"]) == {"model_diff", "text_encoder_diff"}
 
 
 @pytest.mark.parametrize("variant", ["sd1", "sdxl"])
@@ -137,3 +121,16 @@ def test_a_file_created_meanwhile_is_never_overwritten(services, tiny_checkpoint
     result = model_saving.VAESave().save(loaded.vae, "vae/ComfyUI_vae")
     assert result["ui"]["files"][0]["filename"] == "ComfyUI_vae_00002_.safetensors"
     assert (folder / "ComfyUI_vae_00001_.safetensors").read_bytes() == b"someone else's file"
+
+
+def test_a_checkpoint_of_mixed_families_is_refused(services, tiny_checkpoint):
+    sd1 = load_checkpoint(tiny_checkpoint("sd1"), services.model_manager)
+    xl = load_checkpoint(tiny_checkpoint("sdxl"), services.model_manager)
+    with pytest.raises(ValueError, match="the CLIP is sdxl, the MODEL sd1"):
+        model_saving.CheckpointSave().save(sd1.model, xl.clip, sd1.vae, "checkpoints/mixed")
+    assert not (services.paths.output_directory / "checkpoints").exists()
+
+
+def test_lora_save_without_a_difference_writes_nothing(services):
+    assert model_saving.LoraSave().save("loras/none", 8, "standard", True) == {}
+    assert not (services.paths.output_directory / "loras").exists()
