@@ -10,26 +10,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from diffusion.lora.tiny import random_lora, tiny_lora_target, write_random_lora
+from diffusion.lora.tiny import random_lora, tiny_lora_target
 from tests.support.engine_fixtures import make_runtime, node, run
 
 _RUNS = itertools.count()  # a new SaveLatent prefix per prompt: the save always runs
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """A base directory with tiny SD1/SDXL checkpoints and LoRA files of several formats."""
-    from tools.make_tiny_checkpoint import make_tiny_checkpoint
-
-    root = tmp_path_factory.mktemp("lora_base")
-    for variant in ("sd1", "sdxl", "sdxl-refiner"):
-        make_tiny_checkpoint(variant, root / "models" / "checkpoints" / f"tiny-{variant}.safetensors")
-    loras = root / "models" / "loras"
-    for fmt in ("kohya", "loha", "peft", "lokr"):
-        write_random_lora(loras / f"tiny-sd1-{fmt}.safetensors", fmt, "sd1", seed=1)
-    write_random_lora(loras / "tiny-sdxl-kohya.safetensors", "kohya", "sdxl", seed=2)
-    write_random_lora(loras / "tiny-sd1-kohya.pt", "kohya", "sd1", seed=1)
-    return root
+@pytest.fixture()
+def base(lora_base):
+    return lora_base
 
 
 @pytest.fixture()

@@ -10,22 +10,8 @@ import pytest
 from PIL import Image
 
 from cli.run import main
-from diffusion.lora.tiny import write_random_lora
-from tools.make_tiny_checkpoint import make_tiny_checkpoint
 
 WORKFLOWS = Path(__file__).parent / "workflows"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lora_cli")
-    for variant in ("sd1", "sdxl", "sdxl-refiner"):
-        make_tiny_checkpoint(variant, root / "models" / "checkpoints" / f"tiny-{variant}.safetensors")
-    loras = root / "models" / "loras"
-    write_random_lora(loras / "tiny-sd1-kohya.safetensors", "kohya", "sd1", seed=1)
-    write_random_lora(loras / "tiny-sd1-loha.safetensors", "loha", "sd1", seed=2)
-    write_random_lora(loras / "tiny-sdxl-kohya.safetensors", "kohya", "sdxl", seed=3)
-    return root
 
 
 def _run(workflow: Path, base: Path) -> list[Path]:
@@ -36,9 +22,9 @@ def _run(workflow: Path, base: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("name", ["one_lora", "two_loras", "sdxl_base_refiner_lora"])
-def test_lora_workflow_runs_from_the_cli(name, base):
+def test_lora_workflow_runs_from_the_cli(name, lora_base):
     workflow = WORKFLOWS / f"{name}.json"
-    (png,) = _run(workflow, base)
+    (png,) = _run(workflow, lora_base)
     with Image.open(png) as image:
         assert image.size == (64, 64)
         prompt = json.loads(image.text["prompt"])
