@@ -21,7 +21,12 @@ from diffusion.models.blocks import timestep_embedding
 from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetConfig, UNetModel
 from diffusion.model_options import ModelOptions, copy_nested, new_model_options
 from diffusion.sampling.guidance import denoise
-from diffusion.sampling.model_sampling import DiscreteModelSampling, model_sampling_from_config
+from diffusion.sampling.model_sampling import (
+    PREDICTIONS,
+    SCHEDULES,
+    DiscreteModelSampling,
+    model_sampling_from_config,
+)
 from diffusion.weight_patches import PatchedWeights, PatchEntry, copy_patch_lists, key_patches, record_patches
 
 MODEL_KEY_PREFIX = "diffusion_model."
@@ -30,17 +35,29 @@ MODEL_KEY_PREFIX = "diffusion_model."
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """The discrete noise schedule and target of a model (``diffusion.sampling`` builds sigmas from it)."""
+    """The noise schedule and target of a model (``diffusion.sampling`` builds sigmas from it).
+
+    ``schedule`` "discrete" is SD's beta table (linear_start/end, timesteps, zero_terminal_snr);
+    "continuous_edm"/"continuous_v" use sigma_min/sigma_max/sigma_data (ModelSamplingContinuous*).
+    """
 
     prediction: str = "eps"
     zero_terminal_snr: bool = False
     linear_start: float = 0.00085
     linear_end: float = 0.012
     timesteps: int = 1000
+    schedule: str = "discrete"
+    sigma_min: float = 0.002
+    sigma_max: float = 120.0
+    sigma_data: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.prediction not in ("eps", "v_prediction"):
-            raise ValueError(f"prediction must be 'eps' or 'v_prediction', not {self.prediction!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {self.prediction!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if self.schedule != "discrete" and not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min} and {self.sigma_max}")
 
 
 class _SharedUNet:

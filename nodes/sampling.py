@@ -1,5 +1,5 @@
 """Sampling nodes: KSampler, the custom-sampling split (schedulers, sampler select, SamplerCustom),
-inpainting latents and model-sampling overrides. All math lives in diffusion.sampling."""
+inpainting latents. All math lives in diffusion.sampling."""
 
 from __future__ import annotations
 
@@ -268,25 +268,6 @@ class SamplerCustom:
                                       add_noise=add_noise, seed=noise_seed, callback=step_callback(model))
 
 
-class ModelSamplingDiscrete:
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("MODEL",),
-                "sampling": (["eps", "v_prediction"],),
-                "zsnr": ("BOOLEAN", {"default": False}),
-            }
-        }
-
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "patch"
-    CATEGORY = "advanced/model"
-
-    def patch(self, model, sampling, zsnr):
-        return (model.with_sampling_config(prediction=sampling, zero_terminal_snr=bool(zsnr)),)
-
-
 # --- inpainting ------------------------------------------------------------------------------
 
 
@@ -405,7 +386,6 @@ NODE_CLASS_MAPPINGS = {
     "ExponentialScheduler": ExponentialScheduler,
     "SDTurboScheduler": SDTurboScheduler,
     "SamplerCustom": SamplerCustom,
-    "ModelSamplingDiscrete": ModelSamplingDiscrete,
     "SetLatentNoiseMask": SetLatentNoiseMask,
     "VAEEncodeForInpaint": VAEEncodeForInpaint,
     "InpaintModelConditioning": InpaintModelConditioning,

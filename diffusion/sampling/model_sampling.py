@@ -19,7 +19,13 @@ DEFAULT_LINEAR_END = 0.012
 DEFAULT_TIMESTEPS = 1000
 # ᾱ at the last step after zero-terminal-SNR rescaling: exactly 0 would make sigma infinite.
 ZERO_SNR_LAST_ALPHA_BAR = 4.8973451890853435e-08
-PREDICTIONS = ("eps", "v_prediction", "lcm")
+# What the network outputs: noise (eps), velocity (v_prediction), an EDM-preconditioned residual
+# (edm), the clean latent (x0), the clean latent from an unscaled input (img_to_img), or eps with
+# LCM's consistency boundary condition (lcm).
+PREDICTIONS = ("eps", "v_prediction", "edm", "x0", "img_to_img", "lcm")
+# Noise-level parameterisations: SD's discrete 1000-step table, or a continuous log-spaced range
+# whose timestep is 0.25·log σ (EDM, Karras et al. 2022) or 2/π·atan σ (continuous v).
+SCHEDULES = ("discrete", "continuous_edm", "continuous_v")
 
 
 def scaled_linear_sigmas(
@@ -58,6 +64,8 @@ class DiscreteModelSampling:
     prediction: str = "eps"
     # LCM-distilled models only see every ``skip_steps``-th timestep of the original table.
     skip_steps: int = 1
+    # The data's standard deviation in the preconditioning (1 for SD; 0.5 for EDM-trained models).
+    sigma_data: float = 1.0
 
     def __post_init__(self) -> None:
         if self.prediction not in PREDICTIONS:
@@ -97,14 +105,22 @@ class DiscreteModelSampling:
         return float(self.sigma(torch.tensor((1.0 - percent) * 999.0)))
 
     def calculate_input(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """c_in: the UNet expects unit-variance input, x/√(σ²+1)."""
-        return x / (_bcast(sigma, x) ** 2 + 1.0) ** 0.5
+        """c_in: the UNet expects unit-variance input, x/√(σ²+σ_data²) (img_to_img: x as it is)."""
+        if self.prediction == "img_to_img":
+            return x
+        return x / (_bcast(sigma, x) ** 2 + self.sigma_data**2) ** 0.5
 
     def calculate_denoised(self, sigma: torch.Tensor, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """x0 from the raw network output (eps or v) and the noisy latent x."""
+        """x0 from the raw network output and the noisy latent x (Karras et al. 2022, table 1:
+        x0 = c_skip·x + c_out·F with c_skip = σ_d²/(σ²+σ_d²), c_out = ∓σσ_d/√(σ²+σ_d²) for v/EDM)."""
+        if self.prediction in ("x0", "img_to_img"):
+            return output
         s = _bcast(sigma, output)
-        if self.prediction == "v_prediction":
-            return x / (s**2 + 1.0) - output * s / (s**2 + 1.0) ** 0.5
+        if self.prediction in ("v_prediction", "edm"):
+            data = self.sigma_data**2
+            c_out = s * self.sigma_data / (s**2 + data) ** 0.5
+            skip = x * data / (s**2 + data)
+            return skip + output * c_out if self.prediction == "edm" else skip - output * c_out
         x0 = x - output * s
         if self.prediction == "lcm":
             # Consistency-model boundary condition with σ_data = 0.5 and timestep scaling 10.
@@ -129,6 +145,41 @@ class DiscreteModelSampling:
         return math.isclose(self.sigma_max, first_sigma, rel_tol=1e-5) or first_sigma > self.sigma_max
 
 
+@dataclass
+class ContinuousModelSampling(DiscreteModelSampling):
+    """A continuous noise range [σ_min, σ_max] (ModelSamplingContinuousEDM / ContinuousV): the
+    network sees a real-valued timestep, 0.25·log σ (EDM) or 2/π·atan σ (v), never rounded.
+
+    ``sigmas`` holds 1000 log-spaced levels so table-based schedules (simple, beta, ...) still work.
+    """
+
+    schedule: str = "continuous_edm"
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        if self.schedule == "continuous_v":
+            return sigma.atan() / math.pi * 2
+        return 0.25 * sigma.log()
+
+    def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
+        if self.schedule == "continuous_v":
+            return (timestep * math.pi / 2).tan()
+        return (timestep / 0.25).exp()
+
+    def percent_to_sigma(self, percent: float) -> float:
+        """Progress → σ, linear in log σ over the range."""
+        if percent <= 0.0:
+            return 999999999.9
+        if percent >= 1.0:
+            return 0.0
+        low = math.log(self.sigma_min)
+        return math.exp((math.log(self.sigma_max) - low) * (1.0 - percent) + low)
+
+
+def continuous_sigmas(sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """1000 levels evenly spaced in log σ (float32, as ComfyUI's buffer)."""
+    return torch.linspace(math.log(sigma_min), math.log(sigma_max), 1000).exp()
+
+
 def _bcast(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     sigma = sigma.to(like.dtype)
     if sigma.ndim == 0:
@@ -140,9 +191,16 @@ def model_sampling_from_config(config: Any) -> DiscreteModelSampling:
     """Build the sampling table from a ``SamplingConfig`` (or any object with its fields).
 
     ``prediction == "lcm"`` keeps every 20th step of the 1000-step table (50 "original" steps),
-    as LCM distillation does.
+    as LCM distillation does. A continuous ``schedule`` uses the config's sigma_min, sigma_max and
+    sigma_data instead of the table.
     """
     prediction = getattr(config, "prediction", "eps") or "eps"
+    schedule = getattr(config, "schedule", "discrete") or "discrete"
+    if schedule != "discrete":
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown noise schedule {schedule!r}; expected one of {SCHEDULES}")
+        sigmas = continuous_sigmas(float(config.sigma_min), float(config.sigma_max))
+        return ContinuousModelSampling(sigmas, prediction, sigma_data=float(config.sigma_data), schedule=schedule)
     sigmas = scaled_linear_sigmas(
         timesteps=int(getattr(config, "timesteps", DEFAULT_TIMESTEPS) or DEFAULT_TIMESTEPS),
         linear_start=float(getattr(config, "linear_start", DEFAULT_LINEAR_START) or DEFAULT_LINEAR_START),

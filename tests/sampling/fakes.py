@@ -23,6 +23,10 @@ class FakeSamplingConfig:
     linear_start: float = 0.00085
     linear_end: float = 0.012
     timesteps: int = 1000
+    schedule: str = "discrete"
+    sigma_min: float = 0.002
+    sigma_max: float = 120.0
+    sigma_data: float = 1.0
 
 
 @dataclass

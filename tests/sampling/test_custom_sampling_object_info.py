@@ -56,6 +56,11 @@ SPEC: dict[str, tuple[str, list[str], dict[str, object]]] = {
                                                    "empty_conditioning": None, "cfg": 8.0, "neg_scale": 1.0}),
     "SamplerCustomAdvanced": ("sampling/custom_sampling", ["LATENT", "LATENT"], {
         "noise": None, "guider": None, "sampler": None, "sigmas": None, "latent_image": None}),
+    "ModelSamplingDiscrete": ("advanced/model", ["MODEL"], {"model": None, "sampling": None, "zsnr": False}),
+    "ModelSamplingContinuousEDM": ("advanced/model", ["MODEL"], {"model": None, "sampling": None, "sigma_max": 120.0,
+                                                                 "sigma_min": 0.002}),
+    "ModelSamplingContinuousV": ("advanced/model", ["MODEL"], {"model": None, "sampling": None, "sigma_max": 500.0,
+                                                               "sigma_min": 0.03}),
 }
 
 COMBOS = {
@@ -66,6 +71,9 @@ COMBOS = {
     ("SamplerDPMPP_2M_SDE", "solver_type"): ["midpoint", "heun"],
     ("SamplerLCMUpscale", "upscale_method"): ["bislerp", "nearest-exact", "bilinear", "area", "bicubic"],
     ("DualCFGGuider", "style"): ["regular", "nested"],
+    ("ModelSamplingDiscrete", "sampling"): ["eps", "v_prediction", "lcm", "x0", "img_to_img"],
+    ("ModelSamplingContinuousEDM", "sampling"): ["v_prediction", "edm", "edm_playground_v2.5", "eps", "cosmos_rflow"],
+    ("ModelSamplingContinuousV", "sampling"): ["v_prediction"],
 }
 
 

@@ -111,13 +111,6 @@ def test_sd_turbo_scheduler_uses_timesteps_999_899_and_so_on():
     assert torch.allclose(sigmas, torch.stack([ms.sigmas[999], ms.sigmas[899], torch.tensor(0.0)]))
 
 
-def test_model_sampling_discrete_switches_prediction_on_a_clone():
-    model = FakeModelHandle()
-    patched = nodes.ModelSamplingDiscrete().patch(model, "v_prediction", True)[0]
-    assert patched.sampling_config.prediction == "v_prediction" and patched.sampling_config.zero_terminal_snr
-    assert model.sampling_config.prediction == "eps"
-
-
 def test_set_latent_noise_mask_reshapes_without_touching_the_input():
     samples = {"samples": torch.zeros(1, 4, 8, 8)}
     out = nodes.SetLatentNoiseMask().set_mask(samples, torch.ones(64, 64))[0]
@@ -163,7 +156,7 @@ def test_inpaint_model_conditioning_adds_concat_inputs_and_noise_mask():
 
 def test_node_mappings_export_every_sampling_node():
     assert {"KSampler", "KSamplerAdvanced", "SamplerCustom", "KSamplerSelect", "BasicScheduler", "KarrasScheduler",
-            "ExponentialScheduler", "SDTurboScheduler", "ModelSamplingDiscrete", "SetLatentNoiseMask",
+            "ExponentialScheduler", "SDTurboScheduler", "SetLatentNoiseMask",
             "VAEEncodeForInpaint", "InpaintModelConditioning"} <= set(nodes.NODE_CLASS_MAPPINGS)
 
 
