@@ -74,8 +74,8 @@ def test_block_merge_workflow_runs_and_its_saved_checkpoint_reproduces_the_image
         torch.testing.assert_close(saved[key], expected, rtol=1e-6, atol=1e-7, msg=key)
 
     # The same sampling on the saved checkpoint gives the same latent and image. Not bit for bit on
-    # the CPU: the loader runs fp32 weights as views into the memory-mapped file, 8-byte aligned,
-    # where the merged run's weights are fresh 64-byte-aligned tensors, and oneDNN's kernels round
+    # the CPU: the loader runs fp32 weights as views into the memory-mapped file, not 64-byte aligned,
+    # where the merged run's weights are fresh 64-byte-aligned tensors, and the CPU kernels round
     # differently by alignment (same weights bit for bit, UNet outputs apart by ~3e-6, latents
     # after two cfg-6 steps by ~6e-5 relative).
     shutil.copy(checkpoint, folder / "merged.safetensors")
