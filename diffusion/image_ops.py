@@ -90,6 +90,34 @@ def total_pixels_size(width: int, height: int, megapixels: float) -> tuple[int, 
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def max_dimension_size(width: int, height: int, largest: int) -> tuple[int, int]:
+    """The size whose longer side is ``largest``, aspect ratio kept (rounded)."""
+    if height > width:
+        return round(width / height * largest), largest
+    if width > height:
+        return largest, round(height / width * largest)
+    return largest, largest
+
+
+def resize_and_pad(image: torch.Tensor, width: int, height: int, pad_value: float, method: str) -> torch.Tensor:
+    """Fit the image inside width x height (aspect kept, sizes truncated) and centre it on a
+    ``pad_value`` background."""
+    batch, old_h, old_w, channels = image.shape
+    scale = min(width / old_w, height / old_h)
+    new_w, new_h = int(old_w * scale), int(old_h * scale)
+    canvas = torch.full((batch, height, width, channels), pad_value, dtype=image.dtype)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    resized = resize_channels_first(image.movedim(-1, 1), new_w, new_h, method).movedim(1, -1)
+    canvas[:, top:top + new_h, left:left + new_w] = resized
+    return canvas
+
+
+def add_noise(image: torch.Tensor, seed: int, strength: float) -> torch.Tensor:
+    """Gaussian noise from a CPU generator seeded with ``seed`` (as ComfyUI), clamped to 0..1."""
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(seed), device="cpu")
+    return (image + strength * noise.to(image)).clamp(0.0, 1.0)
+
+
 # ---- compositing and blending -------------------------------------------------------------
 def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, mask: torch.Tensor | None = None,
               multiplier: int = 8, resize_source: bool = False) -> torch.Tensor:

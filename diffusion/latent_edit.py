@@ -104,6 +104,32 @@ def interpolate(samples1: dict, samples2: dict, ratio: float) -> dict:
     return _with_samples(samples1, unit * (norm_a * ratio + norm_b * (1.0 - ratio)))
 
 
+_AXES = {"x": -1, "y": -2, "t": -3}
+
+
+def concat(samples1: dict, samples2: dict, dim: str) -> dict:
+    """LatentConcat: join along width (x), height (y) or time (t); "-" puts samples2 first.
+    samples2's batch is repeated to samples1's."""
+    a = samples1["samples"]
+    b = image_ops.repeat_to_batch(samples2["samples"], a.shape[0])
+    parts = (b, a) if dim.startswith("-") else (a, b)
+    return _with_samples(samples1, torch.cat(parts, dim=_AXES[dim.lstrip("-")]))
+
+
+def cut(latent: dict, dim: str, index: int, amount: int) -> dict:
+    """LatentCut: ``amount`` cells from ``index`` along x/y/t (negative index counts from the end)."""
+    samples = latent["samples"]
+    axis = samples.ndim + _AXES[dim]
+    size = samples.shape[axis]
+    if index >= 0:
+        index = min(index, size - 1)
+        amount = min(size - index, amount)
+    else:
+        index = max(index, -size)
+        amount = min(-index, amount)
+    return _with_samples(latent, torch.narrow(samples, axis, index, amount))
+
+
 # ---- batches ------------------------------------------------------------------------------
 def batch(samples1: dict, samples2: dict) -> dict:
     """LatentBatch: samples2 (resized to samples1's size) after samples1, batch indices kept."""

@@ -45,6 +45,56 @@ class ImageScaleToTotalPixels:
         return (image_ops.scale_images(image, width, height, upscale_method),)
 
 
+class ImageScaleToMaxDimension:
+    CATEGORY = "image/upscaling"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "upscale"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",),
+                             "upscale_method": (["area", "lanczos", "bilinear", "nearest-exact", "bilinear", "bicubic"],),
+                             "largest_size": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 1})}}
+
+    def upscale(self, image, upscale_method, largest_size):
+        width, height = image_ops.max_dimension_size(image.shape[2], image.shape[1], largest_size)
+        return (image_ops.scale_images(image, width, height, upscale_method),)
+
+
+class ResizeAndPadImage:
+    CATEGORY = "image/transform"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "resize_and_pad"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"default": 512, "min": 1, "max": MAX_RESOLUTION, "step": 1}
+        return {"required": {"image": ("IMAGE",), "target_width": ("INT", size), "target_height": ("INT", size),
+                             "padding_color": (["white", "black"],),
+                             "interpolation": (["area", "bicubic", "nearest-exact", "bilinear", "lanczos"],)}}
+
+    def resize_and_pad(self, image, target_width, target_height, padding_color, interpolation):
+        return (image_ops.resize_and_pad(image, target_width, target_height, 0.0 if padding_color == "black" else 1.0,
+                                         interpolation),)
+
+
+class ImageAddNoise:
+    CATEGORY = "image"
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "repeat"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",),
+                             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                              "control_after_generate": True,
+                                              "tooltip": "The random seed used for creating the noise."}),
+                             "strength": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01})}}
+
+    def repeat(self, image, seed, strength):
+        return (image_ops.add_noise(image, seed, strength),)
+
+
 class ImageBlend:
     CATEGORY = "image/postprocessing"
     RETURN_TYPES = ("IMAGE",)
@@ -236,6 +286,9 @@ class ImageFlip:
 NODE_CLASS_MAPPINGS = {
     "ImagePadForOutpaint": ImagePadForOutpaint,
     "ImageScaleToTotalPixels": ImageScaleToTotalPixels,
+    "ImageScaleToMaxDimension": ImageScaleToMaxDimension,
+    "ResizeAndPadImage": ResizeAndPadImage,
+    "ImageAddNoise": ImageAddNoise,
     "ImageBlend": ImageBlend,
     "ImageBlur": ImageBlur,
     "ImageSharpen": ImageSharpen,

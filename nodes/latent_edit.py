@@ -151,6 +151,36 @@ class LatentInterpolate:
         return (latent_edit.interpolate(samples1, samples2, ratio),)
 
 
+class LatentConcat:
+    CATEGORY = "latent/advanced"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "op"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples1": ("LATENT",), "samples2": ("LATENT",),
+                             "dim": (["x", "-x", "y", "-y", "t", "-t"],)}}
+
+    def op(self, samples1, samples2, dim):
+        return (latent_edit.concat(samples1, samples2, dim),)
+
+
+class LatentCut:
+    CATEGORY = "latent/advanced"
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "op"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"samples": ("LATENT",), "dim": (["x", "y", "t"],),
+                             "index": ("INT", {"default": 0, "min": -MAX_RESOLUTION, "max": MAX_RESOLUTION,
+                                               "step": 1}),
+                             "amount": ("INT", {"default": 1, "min": 1, "max": MAX_RESOLUTION, "step": 1})}}
+
+    def op(self, samples, dim, index, amount):
+        return (latent_edit.cut(samples, dim, index, amount),)
+
+
 class LatentBatch(_TwoLatents):
     CATEGORY = "latent/batch"
 
@@ -258,6 +288,8 @@ NODE_CLASS_MAPPINGS = {
     "LatentSubtract": LatentSubtract,
     "LatentMultiply": LatentMultiply,
     "LatentInterpolate": LatentInterpolate,
+    "LatentConcat": LatentConcat,
+    "LatentCut": LatentCut,
     "LatentBatch": LatentBatch,
     "LatentBatchSeedBehavior": LatentBatchSeedBehavior,
     "RebatchLatents": RebatchLatents,

@@ -1,7 +1,7 @@
 """/object_info of the latent, image and mask nodes of issue 13: ComfyUI's names, categories, input
 names (in order, by section), defaults, outputs and display names, transcribed from ComfyUI's
 nodes.py and comfy_extras (nodes_latent, nodes_mask, nodes_images, nodes_post_processing,
-nodes_rebatch, nodes_morphology, websocket_image_save), so a rename on either side is caught."""
+nodes_rebatch, nodes_morphology, nodes_compositing, websocket_image_save), so a rename on either side is caught."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ SPEC: dict[str, tuple[str, list[str], dict[str, object], dict[str, object]]] = {
     "LatentSubtract": (A, ["LATENT"], {"samples1": _, "samples2": _}, {}),
     "LatentMultiply": (A, ["LATENT"], {"samples": _, "multiplier": 1.0}, {}),
     "LatentInterpolate": (A, ["LATENT"], {"samples1": _, "samples2": _, "ratio": 1.0}, {}),
+    "LatentConcat": (A, ["LATENT"], {"samples1": _, "samples2": _, "dim": _}, {}),
+    "LatentCut": (A, ["LATENT"], {"samples": _, "dim": _, "index": 0, "amount": 1}, {}),
     "LatentBatch": ("latent/batch", ["LATENT"], {"samples1": _, "samples2": _}, {}),
     "LatentBatchSeedBehavior": (A, ["LATENT"], {"samples": _, "seed_behavior": "fixed"}, {}),
     "RebatchLatents": ("latent/batch", ["LATENT"], {"latents": _, "batch_size": 1}, {}),
@@ -39,6 +41,16 @@ SPEC: dict[str, tuple[str, list[str], dict[str, object], dict[str, object]]] = {
                                                          "feathering": 40}, {}),
     "ImageScaleToTotalPixels": ("image/upscaling", ["IMAGE"], {"image": _, "upscale_method": _,
                                                                "megapixels": 1.0}, {}),
+    "ImageScaleToMaxDimension": ("image/upscaling", ["IMAGE"], {"image": _, "upscale_method": _,
+                                                                 "largest_size": 512}, {}),
+    "ResizeAndPadImage": ("image/transform", ["IMAGE"], {"image": _, "target_width": 512, "target_height": 512,
+                                                         "padding_color": _, "interpolation": _}, {}),
+    "ImageAddNoise": ("image", ["IMAGE"], {"image": _, "seed": 0, "strength": 0.5}, {}),
+    "PorterDuffImageComposite": ("mask/compositing", ["IMAGE", "MASK"], {"source": _, "source_alpha": _,
+                                                                         "destination": _, "destination_alpha": _,
+                                                                         "mode": "DST"}, {}),
+    "SplitImageWithAlpha": ("mask/compositing", ["IMAGE", "MASK"], {"image": _}, {}),
+    "JoinImageWithAlpha": ("mask/compositing", ["IMAGE"], {"image": _, "alpha": _}, {}),
     "ImageBlend": (POST, ["IMAGE"], {"image1": _, "image2": _, "blend_factor": 0.5, "blend_mode": _}, {}),
     "ImageBlur": (POST, ["IMAGE"], {"image": _, "blur_radius": 1, "sigma": 1.0}, {}),
     "ImageSharpen": (POST, ["IMAGE"], {"image": _, "sharpen_radius": 1, "sigma": 1.0, "alpha": 1.0}, {}),
@@ -89,6 +101,15 @@ COMBOS = {
     ("SaveAnimatedWEBP", "method"): ["default", "fastest", "slowest"],
     ("LoadImageMask", "channel"): ["alpha", "red", "green", "blue"],
     ("ImageToMask", "channel"): ["red", "green", "blue", "alpha"],
+    ("LatentConcat", "dim"): ["x", "-x", "y", "-y", "t", "-t"],
+    ("LatentCut", "dim"): ["x", "y", "t"],
+    ("ResizeAndPadImage", "padding_color"): ["white", "black"],
+    ("ResizeAndPadImage", "interpolation"): ["area", "bicubic", "nearest-exact", "bilinear", "lanczos"],
+    ("ImageScaleToMaxDimension", "upscale_method"): ["area", "lanczos", "bilinear", "nearest-exact", "bilinear",
+                                                     "bicubic"],
+    ("PorterDuffImageComposite", "mode"): ["ADD", "CLEAR", "DARKEN", "DST", "DST_ATOP", "DST_IN", "DST_OUT",
+                                           "DST_OVER", "LIGHTEN", "MULTIPLY", "OVERLAY", "SCREEN", "SRC",
+                                           "SRC_ATOP", "SRC_IN", "SRC_OUT", "SRC_OVER", "XOR"],
     ("MaskComposite", "operation"): ["multiply", "add", "subtract", "and", "or", "xor"],
     ("Morphology", "operation"): ["erode", "dilate", "open", "close", "gradient", "bottom_hat", "top_hat"],
 }
@@ -100,7 +121,8 @@ DISPLAY = {"ImagePadForOutpaint": "Pad Image for Outpainting", "LatentComposite"
            "ImageSharpen": "Image Sharpen", "ImageScaleToTotalPixels": "Scale Image to Total Pixels",
            "GetImageSize": "Get Image Size", "ImageStitch": "Image Stitch", "LoadImageMask": "Load Image (as Mask)",
            "MaskToImage": "Convert Mask to Image", "ImageToMask": "Convert Image to Mask",
-           "Morphology": "ImageMorphology"}
+           "Morphology": "ImageMorphology", "PorterDuffImageComposite": "Porter-Duff Image Composite",
+           "SplitImageWithAlpha": "Split Image with Alpha", "JoinImageWithAlpha": "Join Image with Alpha"}
 
 
 @pytest.fixture(scope="module")

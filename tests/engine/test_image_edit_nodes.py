@@ -245,3 +245,23 @@ def test_save_image_websocket_sends_full_png_previews(runtime):
             assert picture.getpixel((0, 0)) == (255, 128, 0)
     again, listener = run(runtime, prompt)  # IS_CHANGED: never served from the cache
     assert again.run_report["ws"]["state"] == "ran"
+
+
+def test_scale_to_max_dimension_and_resize_and_pad():
+    image = rand(1, 30, 60, 3)
+    scaled, = nodes.ImageScaleToMaxDimension().upscale(image, "area", 20)
+    assert scaled.shape == (1, 10, 20, 3)
+    assert torch.allclose(scaled, torch.nn.functional.interpolate(image.movedim(-1, 1), size=(10, 20), mode="area")
+                          .movedim(1, -1))
+    padded, = nodes.ResizeAndPadImage().resize_and_pad(image, 40, 40, "black", "area")
+    assert padded.shape == (1, 40, 40, 3)
+    assert torch.all(padded[:, :10] == 0) and torch.all(padded[:, 30:] == 0)  # 40x20 centred vertically
+    expected = torch.nn.functional.interpolate(image.movedim(-1, 1), size=(20, 40), mode="area").movedim(1, -1)
+    assert torch.allclose(padded[:, 10:30], expected)
+
+
+def test_image_add_noise_is_seeded_cpu_gaussian_noise():
+    image = rand(1, 4, 5, 3)
+    noisy, = nodes.ImageAddNoise().repeat(image, 123, 0.25)
+    expected = (image + 0.25 * torch.randn(image.shape, generator=torch.manual_seed(123))).clamp(0, 1)
+    assert torch.equal(noisy, expected)

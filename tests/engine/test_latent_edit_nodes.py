@@ -134,3 +134,12 @@ def test_sharpen_operation_sharpens_directions_and_keeps_lengths():
     unit = x / length
     sharpened = np.stack([scipy.ndimage.correlate(unit[0, c], kernel, mode="mirror") for c in range(4)])[None]
     np.testing.assert_allclose(got, length * sharpened, rtol=1e-5, atol=1e-5)
+
+
+def test_concat_and_cut_along_latent_axes():
+    a, b = rand(2, 4, 3, 5), rand(1, 4, 3, 2, seed=1)
+    got, = nodes.LatentConcat().op(latent(a), latent(b), "-x")
+    assert torch.equal(got["samples"], torch.cat([b.repeat(2, 1, 1, 1), a], dim=-1))
+    assert torch.equal(nodes.LatentCut().op(latent(a), "x", 1, 3)[0]["samples"], a[..., 1:4])
+    assert torch.equal(nodes.LatentCut().op(latent(a), "y", -2, 5)[0]["samples"], a[..., 1:3, :])
+    assert torch.equal(nodes.LatentCut().op(latent(a), "x", 9, 2)[0]["samples"], a[..., 4:5])
