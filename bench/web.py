@@ -92,11 +92,11 @@ def run(cols: int, rows: int) -> dict:
                 for _ in range(3):
                     loads.append(page.evaluate(
                         """async (wf) => { const t0 = performance.now();
-                             await window.app.openData(wf, 'Bench');
+                             await window.app.files.openData(wf, 'Bench');
                              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
                              return performance.now() - t0; }""", workflow))
                 counts = page.evaluate("() => { const d = window.app.editor.toDoc(); return [d.nodes.length, d.links.length]; }")
-                save_ms = page.evaluate("() => { const t0 = performance.now(); JSON.stringify(window.app.currentFile()); return performance.now() - t0; }")
+                save_ms = page.evaluate("() => { const t0 = performance.now(); JSON.stringify(window.app.files.currentFile()); return performance.now() - t0; }")
                 box = page.evaluate("() => { const r = document.getElementById('graph-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }")
                 cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
                 # zoom 1, looking at the middle of the grid

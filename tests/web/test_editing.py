@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.mock_ok]
 
 
 def prompt(editor) -> dict:
-    return editor.js("() => window.app.currentPrompt()")
+    return editor.js("() => window.app.files.currentPrompt()")
 
 
 def select(editor, node_id: int, add: bool = False) -> None:
@@ -206,7 +206,7 @@ def test_typing_in_a_prompt_is_saved_and_undoable_and_notes_hold_text(editor):
     editor.page.keyboard.type("a red fox in the snow")
     editor.wait_for("(id) => window.app.editor.toDoc().nodes.find(n => n.id === id).inputs.text === 'a red fox in the snow'", node_id)
     editor.wait_for("() => window.app.editor.log.size > 0")
-    assert editor.js("() => window.app.currentPrompt()")[str(node_id)]["inputs"]["text"] == "a red fox in the snow"
+    assert editor.js("() => window.app.files.currentPrompt()")[str(node_id)]["inputs"]["text"] == "a red fox in the snow"
     editor.key("Control+z")
     assert editor.js("(id) => window.app.editor.toDoc().nodes.find(n => n.id === id).inputs.text", node_id) == original
     editor.wait_for("([id, t]) => document.querySelector(`textarea[data-node-id='${id}']`).value === t", [node_id, original])
@@ -216,4 +216,4 @@ def test_typing_in_a_prompt_is_saved_and_undoable_and_notes_hold_text(editor):
     note_area.click()
     editor.page.keyboard.type("remember: 64x64 for tests")
     editor.wait_for("(id) => window.app.editor.toDoc().nodes.find(n => n.id === id).inputs.text === 'remember: 64x64 for tests'", note)
-    assert str(note) not in editor.js("() => window.app.currentPrompt()")
+    assert str(note) not in editor.js("() => window.app.files.currentPrompt()")

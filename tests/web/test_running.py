@@ -87,7 +87,7 @@ def test_second_identical_run_marks_cached_nodes(editor):
     small_run(editor, steps=2, control="fixed")
     editor.key("Control+Enter")
     wait_image(editor)
-    editor.wait_for("() => !window.app.runningPrompt")
+    editor.wait_for("() => !window.app.run.runningPrompt")
     ckpt = editor.node_id("CheckpointLoaderSimple")
     editor.key("Control+Enter")
     editor.wait_for("(id) => window.app.editor.nodeById(id).lgRuntime.cached", ckpt, timeout=60000)
@@ -119,7 +119,7 @@ def test_execution_error_is_shown_on_the_node_with_its_message(editor):
 
 def test_cancel_and_reorder_from_the_queue_panel(editor):
     small_run(editor, steps=400, control="increment")
-    ids = [editor.js("() => window.app.queuePrompt(false)") for _ in range(3)]
+    ids = [editor.js("() => window.app.run.queuePrompt(false)") for _ in range(3)]
     assert all(ids)
     editor.wait_for("() => document.querySelectorAll('.job-running').length === 1 && document.querySelectorAll('.job-pending').length === 2",
                     timeout=30000)

@@ -76,11 +76,11 @@ def test_autosave_then_reload_loses_nothing(editor):
     wait_tabs(editor, 2)
     editor.js("() => { const e = window.app.editor; e.nodes().find(n => n.type === 'EmptyLatentImage').widgets[0].value = 256; e.checkForChanges(); }")
     before_tabs = editor.js("() => window.app.workspace.tabs.map(t => t.path)")
-    before_doc = editor.js("() => window.app.currentFile()")
+    before_doc = editor.js("() => window.app.files.currentFile()")
     editor.wait_for("() => window.app.workspace.tabs.every(t => !t.dirty)")
     editor.reload()
     assert editor.js("() => window.app.workspace.tabs.map(t => t.path)") == before_tabs
-    after = editor.js("() => window.app.currentFile()")
+    after = editor.js("() => window.app.files.currentFile()")
     assert after["nodes"] == before_doc["nodes"]
     # The first tab kept its own edits.
     editor.page.locator(".tab").first.click()
@@ -124,7 +124,7 @@ def test_unknown_nodes_load_as_placeholders_and_round_trip_unchanged(editor):
         },
         "extra": {"author": "test"},
     }
-    editor.js("(f) => window.app.openData(f, 'Placeholders')", file)
+    editor.js("(f) => window.app.files.openData(f, 'Placeholders')", file)
     wait_tabs(editor, 2)
     placeholder = editor.js("() => { const n = window.app.editor.nodeById(2); return {title: n.title, inputs: n.inputs.map(i => i.name), outputs: n.outputs.map(o => o.type), widgets: n.widgets.map(w => [w.name, w.value])}; }")
     assert placeholder["title"] == "From a missing pack"
@@ -132,7 +132,7 @@ def test_unknown_nodes_load_as_placeholders_and_round_trip_unchanged(editor):
     assert ["factor", "2.5"] in placeholder["widgets"]
     assert editor.page.locator(".toast-warning").first.is_visible()
     editor.screenshot("placeholder")
-    saved = editor.js("() => window.app.currentFile()")
+    saved = editor.js("() => window.app.files.currentFile()")
     assert saved["nodes"]["2"] == file["nodes"]["2"]
     assert saved["nodes"]["3"]["inputs"] == file["nodes"]["3"]["inputs"]
     assert saved["extra"]["author"] == "test"
@@ -145,7 +145,7 @@ def test_comfyui_ui_workflow_dropped_as_json_is_imported(editor):
     editor.drop_file("comfy.json", json.dumps(COMFY_UI).encode(), "application/json")
     wait_tabs(editor, 2)
     check_comfy_import(editor)
-    prompt = editor.js("() => window.app.queuePrompt(false)")
+    prompt = editor.js("() => window.app.run.queuePrompt(false)")
     assert prompt
 
 
@@ -185,14 +185,14 @@ def test_own_output_png_dropped_back_restores_the_exact_workflow(editor):
           // A fresh seed: a cached SaveImage would hand back an older run's file and metadata.
           n.widgets.find(w => w.name === 'seed').value = Math.floor(Math.random() * 1e12); } }
         e.checkForChanges(); }""")
-    sent = editor.js("() => window.app.currentFile()")
+    sent = editor.js("() => window.app.files.currentFile()")
     editor.key("Control+Enter")
     editor.wait_for("() => window.app.editor.nodes().some(n => n.type === 'SaveImage' && n.lgRuntime.images.some(i => i.naturalWidth > 0))", timeout=60000)
     url = editor.js("() => window.app.editor.nodes().find(n => n.type === 'SaveImage').lgRuntime.images[0].src")
     data = editor.page.request.get(url).body()
     editor.drop_file("out.png", data, "image/png")
     wait_tabs(editor, 2)
-    loaded = editor.js("() => window.app.currentFile()")
+    loaded = editor.js("() => window.app.files.currentFile()")
     strip = lambda f: {k: {kk: vv for kk, vv in v.items() if kk != "ui"} for k, v in f["nodes"].items()}  # noqa: E731
     assert strip(loaded) == strip(sent)
 
@@ -205,8 +205,8 @@ def test_saved_file_runs_the_same_prompt_in_the_engine_loader(editor):
 
     editor.js("""() => { const e = window.app.editor; const dec = e.nodes().find(n => n.type === 'VAEDecode');
         dec.mode = 4; e.checkForChanges(); }""")  # a bypassed node exercises the pass-through rule too
-    file = editor.js("() => window.app.currentFile()")
-    ours = editor.js("() => window.app.currentPrompt()")
+    file = editor.js("() => window.app.files.currentFile()")
+    ours = editor.js("() => window.app.files.currentPrompt()")
     loaded = load_workflow_data(copy.deepcopy(file), editor.server.runtime.registry)
     strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
     assert strip(loaded.prompt) == strip(ours)
@@ -220,8 +220,8 @@ def test_comfyui_export_converts_to_the_same_prompt_in_the_engine(editor):
 
     editor.js("""() => { const e = window.app.editor; const ks = e.nodes().find(n => n.type === 'KSampler');
         ks.widgets.find(w => w.name === 'seed').value = 4242; ks.widgets.find(w => w.name === 'cfg').value = 5.5; e.checkForChanges(); }""")
-    ui = editor.js("() => window.app.currentComfyUi()")
-    ours = editor.js("() => window.app.currentPrompt()")
+    ui = editor.js("() => window.app.files.currentComfyUi()")
+    ours = editor.js("() => window.app.files.currentPrompt()")
     loaded = load_workflow_data(copy.deepcopy(ui), editor.server.runtime.registry)
     strip = lambda p: {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in p.items()}  # noqa: E731
     assert strip(loaded.prompt) == strip(ours)

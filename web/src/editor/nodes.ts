@@ -303,3 +303,17 @@ export function registerNoteClass(hooks: NodeHooks): void {
 export function valueWidgets(node: LgNode): LgWidget[] {
   return ((node.widgets ?? []) as LgWidget[]).filter((w) => !w.lgNoValue && !w.lgControlFor);
 }
+
+/** Editor-only node types offered next to the server's (never sent to it). */
+export const EDITOR_NODES: NodeDef[] = [
+  {
+    name: REROUTE_TYPE, displayName: "Reroute", category: "utils", pythonModule: "", outputNode: false, deprecated: false, experimental: false,
+    description: "Passes one link through a point you place, to tidy long wires.",
+    inputs: [{ name: "", type: "*", widget: null, optional: false, default: undefined, choices: [], multiline: false, controlAfterGenerate: false, imageUpload: false, tooltip: "" }],
+    outputs: [{ name: "", type: "*", isList: false, tooltip: "" }],
+  },
+  {
+    name: NOTE_TYPE, displayName: "Note", category: "utils", pythonModule: "", outputNode: false, deprecated: false, experimental: false,
+    description: "A text note on the canvas; not part of the run.", inputs: [], outputs: [],
+  },
+];

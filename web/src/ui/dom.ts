@@ -1,4 +1,4 @@
-/** Tiny DOM helpers: element builder and toasts. */
+/** Tiny DOM helpers: element builder, toasts, dialogs and drop-down menus. */
 
 type Child = Node | string | null | undefined | false;
 
@@ -96,4 +96,27 @@ export function confirmDialog(title: string, message: string, okLabel = "OK"): P
     document.body.append(overlay);
     ok.focus();
   });
+}
+
+/** A menu entry: its label, what it does and an optional shortcut shown beside it. */
+export type MenuItem = [label: string, run: () => void, key?: string];
+
+/** A button that drops down a list of actions; any click elsewhere closes it. */
+export function dropdownMenu(id: string, label: string, items: MenuItem[]): HTMLElement {
+  const list = h("div", { class: "menu-list", role: "menu" });
+  for (const [text, run, key] of items) {
+    const b = h("button", { class: "menu-item", role: "menuitem" }, h("span", {}, text), key ? h("kbd", {}, key) : null);
+    b.addEventListener("click", () => {
+      list.classList.remove("open");
+      run();
+    });
+    list.append(b);
+  }
+  const btn = h("button", { class: "btn menu-btn", id }, label);
+  btn.addEventListener("click", (e) => {
+    e.stopPropagation();
+    list.classList.toggle("open");
+  });
+  document.addEventListener("click", () => list.classList.remove("open"));
+  return h("div", { class: "menu" }, btn, list);
 }
