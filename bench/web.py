@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.web.browser import launch_browser  # noqa: E402
-from tests.web.mock_server import ServerThread, create_app  # noqa: E402
+from tests.web.server import RealServer  # noqa: E402
 
 FRAME_PROBE = """() => {
   window.__frames = [];
@@ -81,7 +81,7 @@ def run(cols: int, rows: int) -> dict:
 
     workflow = grid_workflow(cols, rows)
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerThread(create_app(Path(tmp))).start()
+        server = RealServer(Path(tmp))
         try:
             with sync_playwright() as pw:
                 browser = launch_browser(pw)

@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-pytestmark = [pytest.mark.browser, pytest.mark.mock_ok]
+pytestmark = pytest.mark.browser
 
 
 def prompt(editor) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.mock_ok]
+pytestmark = pytest.mark.browser
 
 
 def test_first_start_shows_the_default_text_to_image_workflow_wired(editor):

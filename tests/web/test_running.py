@@ -106,15 +106,22 @@ def test_validation_errors_are_marked_on_the_offending_widget(editor):
     editor.screenshot("validation-error")
 
 
-@pytest.mark.mock_only
 def test_execution_error_is_shown_on_the_node_with_its_message(editor):
-    editor.js("() => { const e = window.app.editor; const n = e.nodes().find(n => n.title === 'Positive prompt'); n.widgets.find(w => w.name === 'text').value = 'please fail'; e.checkForChanges(); }")
-    editor.key("Control+Enter")
-    dec = editor.node_id("VAEDecode")
-    editor.wait_for("(id) => !!window.app.editor.nodeById(id).lgRuntime.error", dec, timeout=30000)
-    assert "mock decode failure" in editor.runtime(dec)["error"]
-    assert "mock decode failure" in editor.page.locator(".toast-error").first.inner_text()
-    editor.screenshot("execution-error")
+    """A checkpoint that is listed but cannot be read fails the run on its loader node."""
+    broken = editor.server.base / "models" / "checkpoints" / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    try:
+        editor.js("() => window.app.loadDefs()")  # the new file joins the loader's list
+        ckpt = editor.node_id("CheckpointLoaderSimple")
+        editor.js("""(id) => { const e = window.app.editor;
+            e.nodeById(id).widgets.find(w => w.name === 'ckpt_name').value = 'broken.safetensors'; e.checkForChanges(); }""", ckpt)
+        editor.key("Control+Enter")
+        editor.wait_for("(id) => !!window.app.editor.nodeById(id).lgRuntime.error", ckpt, timeout=30000)
+        assert "not a safetensors file" in editor.runtime(ckpt)["error"]
+        assert "not a safetensors file" in editor.page.locator(".toast-error").first.inner_text()
+        editor.screenshot("execution-error")
+    finally:
+        broken.unlink()
 
 
 def test_cancel_and_reorder_from_the_queue_panel(editor):

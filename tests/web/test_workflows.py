@@ -10,7 +10,7 @@ import json
 import pytest
 from PIL import Image, PngImagePlugin
 
-pytestmark = [pytest.mark.browser, pytest.mark.mock_ok]
+pytestmark = pytest.mark.browser
 
 COMFY_UI = {
     "last_node_id": 9, "last_link_id": 9, "version": 0.4, "config": {}, "extra": {"ds": {"scale": 0.9, "offset": [0, 0]}},
@@ -177,8 +177,6 @@ def test_png_with_only_an_api_prompt_is_laid_out_automatically(editor):
 
 
 def test_own_output_png_dropped_back_restores_the_exact_workflow(editor):
-    if editor.server.kind != "real":
-        pytest.skip("needs the real server's SaveImage")
     editor.js("""() => { const e = window.app.editor; for (const n of e.nodes()) {
         if (n.type === 'EmptyLatentImage') { n.widgets[0].value = 64; n.widgets[1].value = 64; }
         if (n.type === 'KSampler') { n.widgets.find(w => w.name === 'steps').value = 2; n.widgets.find(w => w.name === 'control_after_generate').value = 'fixed'; n.title = 'Round trip';
@@ -199,8 +197,6 @@ def test_own_output_png_dropped_back_restores_the_exact_workflow(editor):
 
 def test_saved_file_runs_the_same_prompt_in_the_engine_loader(editor):
     """The file the editor saves is the engine's format: the CLI would run exactly what we queue."""
-    if editor.server.kind != "real":
-        pytest.skip("needs the real server's node registry")
     from engine.workflow import load_workflow_data
 
     editor.js("""() => { const e = window.app.editor; const dec = e.nodes().find(n => n.type === 'VAEDecode');
@@ -214,8 +210,6 @@ def test_saved_file_runs_the_same_prompt_in_the_engine_loader(editor):
 
 def test_comfyui_export_converts_to_the_same_prompt_in_the_engine(editor):
     """An independent reader of ComfyUI's format (engine.workflow) agrees with our export."""
-    if editor.server.kind != "real":
-        pytest.skip("needs the real server's node registry")
     from engine.workflow import load_workflow_data
 
     editor.js("""() => { const e = window.app.editor; const ks = e.nodes().find(n => n.type === 'KSampler');
