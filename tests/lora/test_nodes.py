@@ -152,3 +152,19 @@ def _saved_after(runtime, prompt) -> torch.Tensor:
     outcome, _listener = run(runtime, prompt)
     assert outcome.ok, outcome.error
     return _saved_latent(runtime, outcome)
+
+
+def test_object_info_matches_comfyui(runtime):
+    info = {name: runtime.registry.object_info_for(name) for name in
+            ("LoraLoader", "LoraLoaderModelOnly", "LoRA", "HypernetworkLoader")}
+    assert list(info["LoraLoader"]["input"]["required"]) == ["model", "clip", "lora_name", "strength_model", "strength_clip"]
+    assert list(info["LoraLoaderModelOnly"]["input"]["required"]) == ["model", "lora_name", "strength_model"]
+    assert list(info["HypernetworkLoader"]["input"]["required"]) == ["model", "hypernetwork_name", "strength"]
+    assert info["LoRA"]["input"] == info["LoraLoader"]["input"]
+    strength = info["LoraLoader"]["input"]["required"]["strength_model"][1]
+    assert (strength["default"], strength["min"], strength["max"], strength["step"]) == (1.0, -100.0, 100.0, 0.01)
+    hn = info["HypernetworkLoader"]["input"]["required"]["strength"][1]
+    assert (hn["default"], hn["min"], hn["max"]) == (1.0, -10.0, 10.0)
+    assert {i["category"] for i in info.values()} == {"loaders"}
+    assert info["LoraLoader"]["output"] == ["MODEL", "CLIP"] and info["LoraLoaderModelOnly"]["output"] == ["MODEL"]
+    assert "tiny-sd1-kohya.safetensors" in info["LoraLoader"]["input"]["required"]["lora_name"][0]
