@@ -16,14 +16,27 @@ UNET = "model.diffusion_model."
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    """Two tiny SD1 checkpoints with different weights: (loaded a, loaded b, file a, file b)."""
+def pair_of(tmp_path_factory):
+    """``pair_of(variant)``: two tiny checkpoints with different weights, (loaded a, loaded b, file a, file b)."""
     root = tmp_path_factory.mktemp("merge")
-    paths = [write_tiny_checkpoint(root / f"{seed}.safetensors", "sd1", seed=seed) for seed in (0, 1)]
-    manager = ModelManager("cpu")
-    loaded = [load_checkpoint(path, manager) for path in paths]
-    files = [read_state_dict(path)[0] for path in paths]
-    return loaded[0], loaded[1], files[0], files[1]
+    made = {}
+
+    def make(variant: str):
+        if variant not in made:
+            paths = [write_tiny_checkpoint(root / f"{variant}-{seed}.safetensors", variant, seed=seed) for seed in (0, 1)]
+            manager = ModelManager("cpu")
+            loaded = [load_checkpoint(path, manager) for path in paths]
+            files = [read_state_dict(path)[0] for path in paths]
+            made[variant] = (loaded[0], loaded[1], files[0], files[1])
+        return made[variant]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def pair(pair_of):
+    """Two tiny SD1 checkpoints with different weights."""
+    return pair_of("sd1")
 
 
 def _unet(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -149,10 +162,11 @@ def test_lora_save_of_a_full_rank_difference_reproduces_it(pair, tmp_path):
         torch.testing.assert_close(got, diff, rtol=0, atol=4e-3 * diff.abs().max().item(), msg=key)
 
 
-def test_saved_merge_reloads_with_identical_weights_and_outputs(pair, tmp_path):
+@pytest.mark.parametrize("variant", ["sd1", "sdxl"])
+def test_saved_merge_reloads_with_identical_weights_and_outputs(variant, pair_of, tmp_path):
     from diffusion.checkpoint.export import checkpoint_metadata, checkpoint_state_dict, safetensors_file_bytes
 
-    a, b, _, _ = pair
+    a, b, _, _ = pair_of(variant)
     (model,) = nodes.ModelMergeBlocks().merge(a.model, b.model, input=0.3, middle=0.6, out=0.8)
     (clip,) = nodes.CLIPMergeSimple().merge(a.clip, b.clip, 0.5)
     path = tmp_path / "merged.safetensors"
@@ -169,14 +183,16 @@ def test_saved_merge_reloads_with_identical_weights_and_outputs(pair, tmp_path):
     for parameter in reloaded.model.diffusion_model.parameters():
         parameter.data = parameter.data.clone()
     x, sigma = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3)), torch.tensor([500.0])
-    assert torch.equal(reloaded.model.apply_model(x, sigma, context), model.apply_model(x, sigma, context))
+    y = model.encode_adm(clip.encode_from_tokens(tokens, return_dict=True), 1)
+    assert torch.equal(reloaded.model.apply_model(x, sigma, context, y), model.apply_model(x, sigma, context, y))
 
 
-def test_extracted_lora_on_model_b_gives_model_a_through_our_lora_loader(pair, tmp_path):
+@pytest.mark.parametrize("variant", ["sd1", "sdxl"])
+def test_extracted_lora_on_model_b_gives_model_a_through_our_lora_loader(variant, pair_of):
     from diffusion.lora.apply import apply_lora
     from diffusion.merge.lora_extract import extract_lora
 
-    a, b, _, _ = pair
+    a, b, _, _ = pair_of(variant)
     (model_diff,) = nodes.ModelMergeSubtract().merge(a.model, b.model, 1.0)
     (clip_diff,) = nodes.CLIPMergeSubtract().merge(a.clip, b.clip, 1.0)
     lora = extract_lora({**model_diff.patched_state_dict("diffusion_model."), **clip_diff.get_sd()}, rank=4096,
