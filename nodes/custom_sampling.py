@@ -3,11 +3,13 @@ guiders). Each is a thin adapter over diffusion.sampling; names, inputs and defa
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from diffusion import sampling
 from diffusion.latent_ops import UPSCALE_METHODS
-from diffusion.sampling import Sampler, guiders, noise_sources, schedulers, sigma_ops
+from diffusion.sampling import Sampler, guiders, noise_sources, samplers, schedulers, sigma_ops
 from diffusion.sampling.pipeline import fix_empty_latent_channels
 from nodes.sampling import CFG, SEED, _check_range, step_callback
 
@@ -359,6 +361,29 @@ class SamplerDPMAdaptative(_SamplerNode):
         return (Sampler("dpm_adaptive", options),)
 
 
+class SamplerER_SDE(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        eta = {**_option(1.0)[1], "tooltip": "Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to "
+                                             "deterministic ODE. This setting doesn't apply to ER-SDE solver type."}
+        return {
+            "required": {
+                "solver_type": (["ER-SDE", "Reverse-time SDE", "ODE"],),
+                "max_stage": ("INT", {"default": 3, "min": 1, "max": 3}),
+                "eta": ("FLOAT", eta),
+                "s_noise": S_NOISE,
+            }
+        }
+
+    def get_sampler(self, solver_type, max_stage, eta, s_noise):
+        if solver_type == "ODE" or (solver_type == "Reverse-time SDE" and eta == 0):
+            eta, s_noise = 0.0, 0.0
+        options = {"s_noise": s_noise, "max_stage": max_stage}
+        if solver_type != "ER-SDE":
+            options["noise_scaler"] = partial(samplers.reverse_time_sde_noise_scaler, eta=eta)
+        return (Sampler("er_sde", options),)
+
+
 class SamplerLCMUpscale(_SamplerNode):
     @classmethod
     def INPUT_TYPES(cls):
@@ -555,6 +580,7 @@ NODE_CLASS_MAPPINGS = {
     "SamplerDPMPP_2M_SDE": SamplerDPMPP_2M_SDE,
     "SamplerDPMPP_3M_SDE": SamplerDPMPP_3M_SDE,
     "SamplerDPMAdaptative": SamplerDPMAdaptative,
+    "SamplerER_SDE": SamplerER_SDE,
     "SamplerLCMUpscale": SamplerLCMUpscale,
     "DisableNoise": DisableNoise,
     "RandomNoise": RandomNoise,

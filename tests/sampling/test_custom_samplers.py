@@ -3,6 +3,8 @@ CFG++ update rules (Chung et al. 2024) written out in σ form."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -225,3 +227,104 @@ def test_dpmpp_2m_sde_heun_name_is_the_heun_solver():
     theirs = K().sample_dpmpp_2m_sde(fake_denoiser, x.clone(), sigmas, disable=True, noise_sampler=tree,
                                    solver_type="heun")
     assert (ours - theirs).abs().max() <= TOLERANCE
+
+
+# --- RES multistep, gradient estimation, ER-SDE --------------------------------------------------------
+
+
+def gaussian_data_denoiser(x, sigma, **_):
+    """The exact x0 for unit-Gaussian data: E[x0 | x] = x/(1+σ²). Its probability-flow ODE has
+    the closed-form solution x(σ) = x(σ₀)·√((1+σ²)/(1+σ₀²)), so a solver's order can be measured."""
+    return x / (1 + sigma.reshape(-1, 1, 1, 1) ** 2)
+
+
+def _ode_error(name, steps, **options):
+    sigmas = torch.linspace(torch.tensor(10.0).log(), torch.tensor(0.1).log(), steps + 1, dtype=torch.float64).exp()
+    x = torch.randn((1, 1, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 10
+    out = samplers.SAMPLERS[name](gaussian_data_denoiser, x.clone(), sigmas, **options)
+    exact = x * ((1 + 0.1**2) / (1 + 10.0**2)) ** 0.5
+    return float((out - exact).abs().max())
+
+
+def test_res_multistep_converges_at_second_order():
+    coarse, fine = _ode_error("res_multistep", 16), _ode_error("res_multistep", 32)
+    assert coarse / fine > 3.5  # halving the step divides a second-order error by ~4
+    assert _ode_error("euler", 16) / _ode_error("euler", 32) < 2.5  # first order, for contrast
+
+
+def test_er_sde_ode_stages_raise_the_order():
+    ode = {"s_noise": 0.0, "noise_scaler": partial(samplers.reverse_time_sde_noise_scaler, eta=0.0)}
+    errors = [_ode_error("er_sde", 16, max_stage=stage, **ode) for stage in (1, 2, 3)]
+    assert errors[0] > 3 * errors[1] > 3 * errors[2] > 0
+
+
+def test_er_sde_first_stage_ode_is_euler():
+    sigmas = _sigmas()
+    x = _start(sigmas)
+    (sampler,) = nodes.SamplerER_SDE().get_sampler("ODE", 1, 1.0, 1.0)
+    theirs = K().sample_euler(fake_denoiser, x.clone(), sigmas, disable=True)
+    assert (_run(sampler, x, sigmas) - theirs).abs().max() <= TOLERANCE
+
+
+def test_er_sde_default_first_stage_matches_the_paper_update():
+    sigmas = _sigmas()
+    x = _start(sigmas)
+    ours = samplers.sample_er_sde(fake_denoiser, x.clone(), sigmas, noise_sampler=_gaussian(x), max_stage=1)
+    f = lambda lam: lam * (lam**0.3).exp() + 10 * lam  # noqa: E731 - the paper's ER-SDE noise scale
+    noise, ref = _gaussian(x), x.clone()
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        x0 = fake_denoiser(ref, sigma * torch.ones(2))
+        if sigma_next == 0:
+            ref = x0
+            continue
+        r = f(sigma_next) / f(sigma)
+        ref = r * ref + (1 - r) * x0 + noise(sigma, sigma_next) * (sigma_next**2 - (sigma * r) ** 2).sqrt()
+    assert (ours - ref).abs().max() <= TOLERANCE
+
+
+def test_sampler_er_sde_node_options():
+    assert nodes.SamplerER_SDE().get_sampler("ER-SDE", 2, 0.5, 0.8)[0].options == {"s_noise": 0.8, "max_stage": 2}
+    rt = nodes.SamplerER_SDE().get_sampler("Reverse-time SDE", 3, 0.5, 0.8)[0].options
+    assert rt["s_noise"] == 0.8 and rt["noise_scaler"](torch.tensor(4.0)) == 4.0**1.5
+    ode = nodes.SamplerER_SDE().get_sampler("Reverse-time SDE", 3, 0.0, 0.8)[0].options
+    assert ode["s_noise"] == 0.0
+
+
+def test_gradient_estimation_adds_the_derivative_change():
+    sigmas, gamma = _sigmas(), 2.5
+    x = _start(sigmas)
+    ours = samplers.sample_gradient_estimation(fake_denoiser, x.clone(), sigmas, ge_gamma=gamma)
+    ref, old_d = x.clone(), None
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        x0 = fake_denoiser(ref, sigma * torch.ones(2))
+        d = (ref - x0) / sigma
+        if sigma_next == 0:
+            ref = x0
+        else:
+            ref = ref + d * (sigma_next - sigma)
+            if old_d is not None:
+                ref = ref + (gamma - 1) * (d - old_d) * (sigma_next - sigma)
+        old_d = d
+    assert (ours - ref).abs().max() <= TOLERANCE
+
+
+class Unguided(FakeGuided):
+    """Guidance that changes nothing: the uncond estimate equals the guided one."""
+
+    def parts(self, x, sigma):
+        guided = fake_denoiser(x, sigma)
+        return guided, guided
+
+
+@pytest.mark.parametrize("plain,options", [
+    ("res_multistep", {}), ("res_multistep_ancestral", {"eta": 0.6}), ("gradient_estimation", {}),
+    ("euler", {}), ("euler_ancestral", {"eta": 0.8}), ("dpmpp_2m", {}), ("dpmpp_2s_ancestral", {}),
+])
+def test_cfg_pp_sampler_without_guidance_is_the_plain_sampler(plain, options):
+    sigmas = _sigmas()
+    x = _start(sigmas)
+    extra = {"noise_sampler": _gaussian(x)} if "eta" in options or "ancestral" in plain else {}
+    reference = samplers.SAMPLERS[plain](fake_denoiser, x.clone(), sigmas, **options, **extra)
+    extra = {"noise_sampler": _gaussian(x)} if extra else {}
+    ours = samplers.SAMPLERS[f"{plain}_cfg_pp"](Unguided(), x.clone(), sigmas, **options, **extra)
+    assert (ours - reference).abs().max() <= TOLERANCE
