@@ -129,9 +129,11 @@ def test_noisy_latent_composition_workflow(base, tmp_path):
 def inpaint_nodes(grow_widgets: list) -> tuple[dict, list]:
     nodes, links = conditioning_nodes()
     nodes.update({10: ("LoadImage", ["photo.png", "image"]), 12: ("VAEEncodeForInpaint", grow_widgets),
+                  14: ("GrowMask", [2, True]), 15: ("FeatherMask", [4, 4, 4, 4]),
                   3: ("KSampler", [3, "fixed", 2, 4.0, "euler", "normal", 1.0]),
                   8: ("VAEDecode", []), 9: ("SaveImage", ["inpaint"])})
-    links += [(10, 0, 12, "pixels", "IMAGE"), (4, 2, 12, "vae", "VAE"), (10, 1, 12, "mask", "MASK"),
+    links += [(10, 0, 12, "pixels", "IMAGE"), (4, 2, 12, "vae", "VAE"), (10, 1, 14, "mask", "MASK"),
+              (14, 0, 15, "mask", "MASK"), (15, 0, 12, "mask", "MASK"),
               (4, 0, 3, "model", "MODEL"), (6, 0, 3, "positive", "CONDITIONING"),
               (7, 0, 3, "negative", "CONDITIONING"), (12, 0, 3, "latent_image", "LATENT"),
               (3, 0, 8, "samples", "LATENT"), (4, 2, 8, "vae", "VAE"), (8, 0, 9, "images", "IMAGE")]
