@@ -17,5 +17,6 @@ def lora_base(tmp_path_factory):
     for fmt in ("kohya", "loha", "peft", "lokr"):
         write_random_lora(loras / f"tiny-sd1-{fmt}.safetensors", fmt, "sd1", seed=1)
     write_random_lora(loras / "tiny-sd1-kohya.pt", "kohya", "sd1", seed=1)
+    write_random_lora(loras / "tiny-sd1-lcm.safetensors", "kohya", "sd1", seed=5)  # stands in for an LCM-LoRA
     write_random_lora(loras / "tiny-sdxl-kohya.safetensors", "kohya", "sdxl", seed=2)
     return root

@@ -21,7 +21,7 @@ def _run(workflow: Path, base: Path) -> list[Path]:
     return [Path(line) for line in out.getvalue().splitlines() if line.endswith(".png")]
 
 
-@pytest.mark.parametrize("name", ["one_lora", "two_loras", "sdxl_base_refiner_lora"])
+@pytest.mark.parametrize("name", ["one_lora", "two_loras", "sdxl_base_refiner_lora", "lcm_lora"])
 def test_lora_workflow_runs_from_the_cli(name, lora_base):
     workflow = WORKFLOWS / f"{name}.json"
     (png,) = _run(workflow, lora_base)
