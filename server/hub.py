@@ -159,7 +159,7 @@ class WebSocketHub:
                 frame = encode_preview_with_metadata(metadata, image)
             else:
                 frame = encode_preview(image_format, image)
-            client.outbox.put_nowait(frame)
+            self._enqueue(client, frame)  # bounded like text: a socket that never reads is dropped
 
     def status_changed(self) -> None:
         """Broadcast queue status; bursts of changes in one loop turn become one message."""
