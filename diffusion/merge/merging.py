@@ -20,6 +20,8 @@ _CLIP_SKIPPED_SUFFIXES = (".position_ids", ".logit_scale")
 class Patchable(Protocol):
     """What a merge needs of a MODEL or CLIP value (ComfyUI's ModelPatcher interface)."""
 
+    family: str
+
     def clone(self) -> Any: ...
 
     def add_patches(
@@ -35,7 +37,13 @@ def _merge(
     strengths: Callable[[str], tuple[float, float]],
     filter_prefix: str | None,
 ) -> Any:
-    """A clone of `target` with every weight of `source` patched in at (strength_patch, strength_model)."""
+    """A clone of `target` with every weight of `source` patched in at (strength_patch, strength_model).
+
+    Weights of the same name but another shape (an inpainting UNet's first convolution) are left as
+    the target's, with a warning, as ComfyUI does; models of different families are refused.
+    """
+    if target.family != source.family:
+        raise ValueError(f"cannot merge a {source.family} model into a {target.family} model")
     merged = target.clone()
     for key, stack in source.get_key_patches(filter_prefix).items():
         if key.endswith(_CLIP_SKIPPED_SUFFIXES):

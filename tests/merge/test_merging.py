@@ -204,3 +204,23 @@ def test_extracted_lora_on_model_b_gives_model_a_through_our_lora_loader(variant
         assert sorted(got) == sorted(want)
         for key in want:
             torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_models_of_different_families_are_not_merged(pair_of):
+    sd1, xl = pair_of("sd1")[0], pair_of("sdxl")[0]
+    with pytest.raises(ValueError, match="cannot merge a sdxl model into a sd1 model"):
+        nodes.ModelMergeSimple().merge(sd1.model, xl.model, 0.5)
+    with pytest.raises(ValueError, match="cannot merge a sd1 model into a sdxl model"):
+        nodes.CLIPMergeAdd().merge(xl.clip, sd1.clip)
+
+
+def test_add_difference_onto_an_inpainting_model_keeps_its_first_convolution(pair, tmp_path):
+    """The classic recipe: inpaint + (custom − base); the 9-channel input conv cannot take a 4-channel diff."""
+    a, b, file_a, file_b = pair
+    inpaint_path = write_tiny_checkpoint(tmp_path / "inpaint.safetensors", "sd1-inpaint", seed=2)
+    inpaint = load_checkpoint(inpaint_path, ModelManager("cpu"))
+    (difference,) = nodes.ModelMergeSubtract().merge(a.model, b.model, 1.0)
+    (merged,) = nodes.ModelMergeAdd().merge(inpaint.model, difference)
+    base, ua, ub = _unet(read_state_dict(inpaint_path)[0]), _unet(file_a), _unet(file_b)
+    expected = {k: v if k == "input_blocks.0.0.weight" else v + (ua[k] - ub[k]) for k, v in base.items()}
+    _assert_each(_merged_unet(merged), expected)
