@@ -384,6 +384,33 @@ class SamplerER_SDE(_SamplerNode):
         return (Sampler("er_sde", options),)
 
 
+class SamplerSASolver(_SamplerNode):
+    @classmethod
+    def INPUT_TYPES(cls):
+        percent = {"min": 0.0, "max": 1.0, "step": 0.001}
+        return {
+            "required": {
+                "model": ("MODEL", {}),
+                "eta": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01, "round": False}),
+                "sde_start_percent": ("FLOAT", {"default": 0.2, **percent}),
+                "sde_end_percent": ("FLOAT", {"default": 0.8, **percent}),
+                "s_noise": S_NOISE,
+                "predictor_order": ("INT", {"default": 3, "min": 1, "max": 6}),
+                "corrector_order": ("INT", {"default": 4, "min": 0, "max": 6}),
+                "use_pece": ("BOOLEAN", {}),
+                "simple_order_2": ("BOOLEAN", {}),
+            }
+        }
+
+    def get_sampler(self, model, eta, sde_start_percent, sde_end_percent, s_noise, predictor_order, corrector_order,
+                    use_pece=False, simple_order_2=False):
+        ms = sampling.model_sampling_for(model)
+        tau = samplers.sa_solver_tau(ms.percent_to_sigma(sde_start_percent), ms.percent_to_sigma(sde_end_percent), eta)
+        return (Sampler("sa_solver", {"tau_func": tau, "s_noise": s_noise, "predictor_order": predictor_order,
+                                      "corrector_order": corrector_order, "use_pece": bool(use_pece),
+                                      "simple_order_2": bool(simple_order_2)}),)
+
+
 class SamplerLCMUpscale(_SamplerNode):
     @classmethod
     def INPUT_TYPES(cls):
@@ -581,6 +608,7 @@ NODE_CLASS_MAPPINGS = {
     "SamplerDPMPP_3M_SDE": SamplerDPMPP_3M_SDE,
     "SamplerDPMAdaptative": SamplerDPMAdaptative,
     "SamplerER_SDE": SamplerER_SDE,
+    "SamplerSASolver": SamplerSASolver,
     "SamplerLCMUpscale": SamplerLCMUpscale,
     "DisableNoise": DisableNoise,
     "RandomNoise": RandomNoise,

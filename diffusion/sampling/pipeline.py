@@ -192,7 +192,7 @@ def run_sampler(
         if callback is not None:
             callback(min(int(info["i"]), total - 1), total, info["denoised"])
 
-    samples = sampler.function(denoiser, x, sigmas, extra_args={"seed": seed}, callback=on_step, **sampler.options)
+    samples = sampler.function(denoiser, x, sigmas, extra_args={"seed": seed, "model_sampling": ms}, callback=on_step, **sampler.options)
     x0 = last_x0.get("x0")
     return samples.cpu(), None if x0 is None else x0.cpu()
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from functools import partial
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -328,3 +331,63 @@ def test_cfg_pp_sampler_without_guidance_is_the_plain_sampler(plain, options):
     extra = {"noise_sampler": _gaussian(x)} if extra else {}
     ours = samplers.SAMPLERS[f"{plain}_cfg_pp"](Unguided(), x.clone(), sigmas, **options, **extra)
     assert (ours - reference).abs().max() <= TOLERANCE
+
+
+# --- SA-Solver -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.8])
+def test_sa_solver_weights_integrate_polynomials_exactly(tau):
+    """b_j are the integrals of the Lagrange basis: Σ b_j P(λ_j) equals the weighted integral of any
+    polynomial P of lower degree (computed here with scipy's adaptive quadrature)."""
+    from scipy.integrate import quad
+
+    points, lambda_s, lambda_t = [-1.3, -0.9, -0.2, 0.4], 0.4, 1.1
+    poly = np.polynomial.Polynomial([0.3, -1.2, 0.5, 0.7])  # degree 3: exact for 4 points
+    k = 1 + tau**2
+    expected, _ = quad(lambda lam: k * math.exp(k * (lam - lambda_t)) * poly(lam), lambda_s, lambda_t)
+    b = samplers.sa_solver_coefficients(points, lambda_s, lambda_t, tau)
+    assert sum(c * poly(p) for c, p in zip(b, points)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_sa_solver_first_order_ode_is_euler():
+    sigmas = _sigmas()
+    x = _start(sigmas)
+    ours = samplers.sample_sa_solver(fake_denoiser, x.clone(), sigmas, tau_func=lambda s: 0.0, predictor_order=1,
+                                     corrector_order=0)
+    theirs = K().sample_euler(fake_denoiser, x.clone(), sigmas, disable=True)
+    assert (ours - theirs).abs().max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("name,options", [
+    ("sa_solver", {}), ("sa_solver_pece", {}), ("sa_solver", {"simple_order_2": True, "predictor_order": 2,
+                                                              "corrector_order": 2}),
+])
+def test_sa_solver_ode_is_high_order(name, options):
+    """The schedule stops at σ = 0.1, so this also checks the result is the state at the last σ."""
+    ode = {"tau_func": lambda s: 0.0, **options}
+    coarse, fine = _ode_error(name, 16, **ode), _ode_error(name, 32, **ode)
+    assert coarse / fine > 3.5 and fine < _ode_error("res_multistep", 32)
+
+
+def test_sa_solver_stochastic_steps_are_seeded_and_finite():
+    sigmas = _sigmas(10).float()
+    x = _start(sigmas).float()
+    tau = samplers.sa_solver_tau(5.0, 0.5, 1.0)
+    first = samplers.sample_sa_solver(fake_denoiser, x.clone(), sigmas, extra_args={"seed": 3}, tau_func=tau)
+    again = samplers.sample_sa_solver(fake_denoiser, x.clone(), sigmas, extra_args={"seed": 3}, tau_func=tau)
+    ode = samplers.sample_sa_solver(fake_denoiser, x.clone(), sigmas, extra_args={"seed": 3}, tau_func=lambda s: 0.0)
+    assert torch.equal(first, again) and torch.isfinite(first).all() and not torch.allclose(first, ode)
+
+
+def test_sampler_sa_solver_node_puts_the_sde_interval_on_the_models_schedule():
+    from diffusion.sampling import model_sampling_for
+    from tests.sampling.fakes import FakeModelHandle
+
+    model = FakeModelHandle()
+    (sampler,) = nodes.SamplerSASolver().get_sampler(model, 0.7, 0.2, 0.8, 1.0, 3, 4, False, False)
+    ms = model_sampling_for(model)
+    tau = sampler.options["tau_func"]
+    assert tau(torch.tensor(ms.percent_to_sigma(0.5))) == 0.7
+    assert tau(torch.tensor(ms.percent_to_sigma(0.1))) == 0.0 and tau(torch.tensor(ms.percent_to_sigma(0.9))) == 0.0
+    assert sampler.name == "sa_solver" and sampler.options["corrector_order"] == 4

@@ -141,7 +141,8 @@ def test_every_sampler_name_is_in_the_table():
                 "lcm", "uni_pc", "uni_pc_bh2", "euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp",
                 "dpmpp_2m_cfg_pp", "dpmpp_sde_gpu", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu",
                 "dpmpp_3m_sde_gpu", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
-                "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde"}
+                "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde",
+                "sa_solver", "sa_solver_pece"}
     assert expected == set(samplers.SAMPLERS)
 
 
