@@ -116,6 +116,8 @@ def hypernetwork_from_state(data: Mapping[Any, Any], strength: float, name: str 
 def load_hypernetwork(path: str | Path, strength: float) -> Hypernetwork:
     """Read an A1111 ``.pt`` hypernetwork with the weights_only unpickler (never executes code)."""
     path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        raise HypernetworkError(f"{path.name}: A1111 hypernetworks are .pt files (nested per-width layers)")
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the restricted unpickler raises many types

@@ -22,7 +22,6 @@ Function = Callable[[torch.Tensor], torch.Tensor]
 StateDict = Mapping[str, torch.Tensor]
 
 
-
 def alpha_scale(alpha: torch.Tensor | float | None, rank: int) -> float:
     """kohya/LyCORIS scaling ``alpha / rank``; a missing or zero alpha means alpha = rank (scale 1)."""
     if alpha is None:
