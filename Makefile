@@ -9,8 +9,9 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 WEB_STAMP := web/dist/.built
 # Reference libraries that declare torchvision as a dependency: installed without their
-# dependencies so they cannot replace our CPU torch with a CUDA build.
-NO_DEPS_RUNTIME := open_clip_torch==3.3.0
+# dependencies so they cannot replace our CPU torch with a CUDA build. spandrel imports without
+# torchvision (diffusion/upscale.py lends stand-ins for LaMa/RestoreFormer, which need it to run).
+NO_DEPS_RUNTIME := open_clip_torch==3.3.0 spandrel==0.4.2
 NO_DEPS_DEV := k-diffusion==0.1.1.post1 clip-anytorch==2.6.0 peft==0.21.2 lycoris_lora==4.1.3
 
 .PHONY: run test setup setup-dev web chromium test-python test-web demo-checkpoint clean

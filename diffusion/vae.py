@@ -51,6 +51,12 @@ def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
+def tile_count(cells_h: int, cells_w: int, tile: int, overlap: int) -> int:
+    """How many tiles :func:`tiled_apply` runs over a ``cells_h × cells_w`` grid."""
+    overlap = max(0, min(overlap, tile // 2))
+    return len(_tile_starts(cells_h, tile, overlap)) * len(_tile_starts(cells_w, tile, overlap))
+
+
 def tiled_apply(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -58,13 +64,15 @@ def tiled_apply(
     overlap: int,
     in_per_cell: int,
     out_per_cell: int,
+    on_tile: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Apply a resolution-changing ``fn`` tile by tile over the latent grid and blend the overlaps.
 
     ``tile``/``overlap`` are in latent cells; a cell is ``in_per_cell`` input and ``out_per_cell``
     output pixels per side (decode: 1 → 8, encode: 8 → 1). Each output pixel is the weighted mean
     of the tiles covering it, weights ramping linearly to 0 across the overlap, so a pointwise
-    ``fn`` is reproduced exactly and real networks show no seams.
+    ``fn`` is reproduced exactly and real networks show no seams. ``on_tile`` runs after each tile
+    (progress); :func:`tile_count` says how many there will be.
     """
     batch, _, height, width = x.shape
     cells_h, cells_w = height // in_per_cell, width // in_per_cell
@@ -88,6 +96,8 @@ def tiled_apply(
             oy, ox = y0 * out_per_cell, x0 * out_per_cell
             output[:, :, oy : oy + out.shape[2], ox : ox + out.shape[3]] += out.cpu() * weight
             weights_sum[:, :, oy : oy + out.shape[2], ox : ox + out.shape[3]] += weight
+            if on_tile is not None:
+                on_tile()
     assert output is not None and weights_sum is not None
     return output / weights_sum
 

@@ -137,9 +137,12 @@ def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _drop_training_state(loaded: dict[str, Any]) -> dict[str, torch.Tensor]:
-    inner = loaded.get("state_dict")
-    if isinstance(inner, dict):
-        loaded = inner
+    # LDM checkpoints wrap weights in "state_dict"; BasicSR (ESRGAN...) in "params_ema"/"params".
+    for wrapper in ("state_dict", "params_ema", "params"):
+        inner = loaded.get(wrapper)
+        if isinstance(inner, dict):
+            loaded = inner
+            break
     return {
         key: value
         for key, value in loaded.items()
