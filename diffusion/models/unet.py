@@ -101,6 +101,62 @@ class TimestepEmbedSequential(nn.Sequential):
         return x
 
 
+# The encoder half is shared with ControlNets (diffusion/controlnet), which copy it module by module.
+def embeddings(config: UNetConfig) -> tuple[nn.Sequential, nn.Sequential | None]:
+    """``time_embed`` and, for SDXL, ``label_emb`` (pooled text ⊕ embedded sizes, LDM "sequential")."""
+    emb_ch = config.model_channels * 4
+    time_embed = nn.Sequential(nn.Linear(config.model_channels, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+    if config.adm_in_channels is None:
+        return time_embed, None
+    label_emb = nn.Sequential(
+        nn.Sequential(nn.Linear(config.adm_in_channels, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+    )
+    return time_embed, label_emb
+
+
+def _transformer(config: UNetConfig, channels: int, depth: int) -> SpatialTransformer:
+    heads, dim_head = config.heads(channels)
+    return SpatialTransformer(
+        channels, heads, dim_head, depth, config.context_dim, config.use_linear_in_transformer, config.upcast_attention
+    )
+
+
+def encoder(config: UNetConfig) -> tuple[nn.ModuleList, list[int]]:
+    """``input_blocks`` and the channel count of each block's output (the skips).
+
+    Per level ``num_res_blocks`` ResBlocks (+ transformer), then a stride-2 conv except at the end.
+    """
+    mc, emb_ch = config.model_channels, config.model_channels * 4
+    blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(config.in_channels, mc, 3, padding=1))])
+    skip_channels = [mc]
+    ch = mc
+    depths = iter(config.transformer_depth)
+    for level, mult in enumerate(config.channel_mult):
+        for _ in range(config.num_res_blocks):
+            layers: list[nn.Module] = [ResBlock(ch, emb_ch, mult * mc)]
+            ch = mult * mc
+            depth = next(depths)
+            if depth > 0:
+                layers.append(_transformer(config, ch, depth))
+            blocks.append(TimestepEmbedSequential(*layers))
+            skip_channels.append(ch)
+        if level != len(config.channel_mult) - 1:
+            blocks.append(TimestepEmbedSequential(Downsample(ch)))
+            skip_channels.append(ch)
+    return blocks, skip_channels
+
+
+def middle_block(config: UNetConfig) -> TimestepEmbedSequential:
+    """ResBlock–transformer–ResBlock; depth -1 keeps one ResBlock, -2 none (distilled SDXL)."""
+    ch, emb_ch = config.model_channels * config.channel_mult[-1], config.model_channels * 4
+    middle: list[nn.Module] = []
+    if config.transformer_depth_middle >= -1:
+        middle.append(ResBlock(ch, emb_ch))
+    if config.transformer_depth_middle >= 0:
+        middle += [_transformer(config, ch, config.transformer_depth_middle), ResBlock(ch, emb_ch)]
+    return TimestepEmbedSequential(*middle)
+
+
 class UNetModel(nn.Module):
     """Denoising UNet: ``forward(x, timesteps, context, y)`` returns eps or v (as trained)."""
 
@@ -112,51 +168,12 @@ class UNetModel(nn.Module):
         emb_ch = mc * 4
         nrb = config.num_res_blocks
 
-        self.time_embed = nn.Sequential(nn.Linear(mc, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
-        if config.adm_in_channels is not None:
-            # SDXL: pooled text ⊕ embedded sizes ("sequential" class conditioning in LDM).
-            self.label_emb = nn.Sequential(
-                nn.Sequential(nn.Linear(config.adm_in_channels, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
-            )
-
-        def transformer(channels: int, depth: int) -> SpatialTransformer:
-            heads, dim_head = config.heads(channels)
-            return SpatialTransformer(
-                channels,
-                heads,
-                dim_head,
-                depth,
-                config.context_dim,
-                config.use_linear_in_transformer,
-                config.upcast_attention,
-            )
-
-        # Encoder: per level `nrb` ResBlocks (+ transformer), then a stride-2 conv except at the end.
-        self.input_blocks = nn.ModuleList(
-            [TimestepEmbedSequential(nn.Conv2d(config.in_channels, mc, 3, padding=1))]
-        )
-        skip_channels = [mc]
-        ch = mc
-        depths = iter(config.transformer_depth)
-        for level, mult in enumerate(config.channel_mult):
-            for _ in range(nrb):
-                layers: list[nn.Module] = [ResBlock(ch, emb_ch, mult * mc)]
-                ch = mult * mc
-                depth = next(depths)
-                if depth > 0:
-                    layers.append(transformer(ch, depth))
-                self.input_blocks.append(TimestepEmbedSequential(*layers))
-                skip_channels.append(ch)
-            if level != len(config.channel_mult) - 1:
-                self.input_blocks.append(TimestepEmbedSequential(Downsample(ch)))
-                skip_channels.append(ch)
-
-        middle: list[nn.Module] = []
-        if config.transformer_depth_middle >= -1:
-            middle.append(ResBlock(ch, emb_ch))
-        if config.transformer_depth_middle >= 0:
-            middle += [transformer(ch, config.transformer_depth_middle), ResBlock(ch, emb_ch)]
-        self.middle_block = TimestepEmbedSequential(*middle)
+        self.time_embed, label_emb = embeddings(config)
+        if label_emb is not None:
+            self.label_emb = label_emb
+        self.input_blocks, skip_channels = encoder(config)
+        self.middle_block = middle_block(config)
+        ch = skip_channels[-1]
 
         # Decoder: per level nrb+1 blocks, each eating one skip; upsample at the end of a level.
         self.output_blocks = nn.ModuleList()
@@ -167,7 +184,7 @@ class UNetModel(nn.Module):
                 ch = mc * mult
                 depth = next(depths)
                 if depth > 0:
-                    layers.append(transformer(ch, depth))
+                    layers.append(_transformer(config, ch, depth))
                 if level != 0 and i == nrb:
                     layers.append(Upsample(ch))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))

@@ -194,6 +194,9 @@ def prepare_conds(
         if getattr(model, "inpaint", False):
             concat = inpaint_concat(options, latent_shape, latent_image, denoise_mask).to(device, dtype)
         y_vec = model.encode_adm(options, batch, width * 8, height * 8)
+        control = options.get("control")
+        if hasattr(control, "pre_run"):  # ComfyUI's pre_run_control: σ window, model checks
+            control.pre_run(model, ms.percent_to_sigma)
         chunks.append(
             CondChunk(
                 context=context.to(device, dtype),
@@ -203,7 +206,7 @@ def prepare_conds(
                 sigma_low=ms.percent_to_sigma(end),
                 y=None if y_vec is None else y_vec.to(device, dtype),
                 concat=concat,
-                control=options.get("control"),
+                control=control,
                 options=options,
             )
         )
@@ -376,7 +379,7 @@ class CFGDenoiser:
             # A ControlNet-like object computes its residuals for exactly this batch and step.
             x_c = self.ms.calculate_input(sigma_in, x_in)
             timestep = self.ms.timestep(sigma_in).float()
-            control = control.get_control(x_c, timestep, context, y=y, sigma=sigma_in)
+            control = control.get_control(x_c, timestep, context, y=y, sigma=sigma_in, batched_number=len(group))
         cond_or_uncond = [list_index for list_index, _ in group]
         transformer_options = dict(self.model_options.get("transformer_options", {}))
         transformer_options.update(

@@ -152,7 +152,7 @@ def test_control_objects_get_each_batch_and_their_residuals_reach_the_model():
         def __init__(self):
             self.seen = []
 
-        def get_control(self, x, timestep, context, y=None, sigma=None):
+        def get_control(self, x, timestep, context, y=None, sigma=None, batched_number=1):
             self.seen.append((tuple(x.shape), tuple(timestep.shape), tuple(context.shape)))
             return {"output": [torch.zeros(1)]}
 

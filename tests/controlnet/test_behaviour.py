@@ -1,0 +1,121 @@
+"""ControlNet behaviour in sampling: strength 0, σ windows, stacking, diff files, batching, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from diffusion.checkpoint import load_checkpoint
+from diffusion.controlnet import ControlFamilyError, ControlNetError, load_controlnet
+from diffusion.controlnet.control import broadcast_hint
+from diffusion.controlnet.tiny import tiny_controlnet_state_dict
+from diffusion.sampling.pipeline import common_ksampler, model_sampling_for
+
+
+@pytest.fixture()
+def sd1(tiny_checkpoint, cpu_manager):
+    return load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager, load_clip=False, load_vae=False).model
+
+
+def _conds(control=None, negative_control=None):
+    generator = torch.Generator().manual_seed(5)
+    positive = [[torch.randn(1, 77, 32, generator=generator), {} if control is None else {"control": control}]]
+    negative = [[torch.randn(1, 77, 32, generator=generator),
+                 {} if negative_control is None else {"control": negative_control}]]
+    return positive, negative
+
+
+def _sample(model, positive, negative, steps=3):
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    return common_ksampler(model, 11, steps, 5.0, "euler", "normal", positive, negative, latent)["samples"]
+
+
+def _counting(control):
+    calls = []
+    control.network.register_forward_hook(lambda module, args, out: calls.append(float(args[2][0])))
+    return calls
+
+
+def test_strength_zero_is_bitwise_no_control(sd1, tiny_controlnet, cpu_manager):
+    control = load_controlnet(tiny_controlnet("sd1"), cpu_manager)
+    hint = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    calls = _counting(control)
+    zero = control.copy().set_cond_hint(hint, 0.0)
+    plain = _sample(sd1, *_conds())
+    assert torch.equal(_sample(sd1, *_conds(zero, zero)), plain)
+    assert calls == []
+    full = control.copy().set_cond_hint(hint, 1.0)
+    assert not torch.allclose(_sample(sd1, *_conds(full, full)), plain)
+
+
+def test_the_start_end_window_runs_the_controlnet_only_inside_it(sd1, tiny_controlnet, cpu_manager):
+    control = load_controlnet(tiny_controlnet("sd1"), cpu_manager)
+    calls = _counting(control)
+    hint = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    windowed = control.copy().set_cond_hint(hint, 1.0, (0.3, 0.7))
+    steps = 6
+    _sample(sd1, *_conds(windowed, windowed), steps=steps)
+    ms = model_sampling_for(sd1)
+    # ComfyUI: percent p ↦ σ at timestep (1 − p)·999; the control runs while σ_end ≤ σ ≤ σ_start.
+    high, low = float(ms.sigma(torch.tensor(0.7 * 999.0))), float(ms.sigma(torch.tensor(0.3 * 999.0)))
+    from diffusion.sampling.pipeline import ksampler_sigmas
+
+    sigmas = ksampler_sigmas(ms, "normal", "euler", steps, 1.0)[:-1]
+    inside = [float(ms.timestep(s)) for s in sigmas if low <= float(s) <= high]
+    assert 0 < len(inside) < steps
+    assert calls == inside  # one batched call (cond + uncond) per step inside the window
+
+
+def test_stacked_controls_add_their_residuals(tiny_controlnet, cpu_manager):
+    first = load_controlnet(tiny_controlnet("sd1"), cpu_manager)
+    second = load_controlnet(tiny_controlnet("sd1", "diffusers"), cpu_manager)
+    generator = torch.Generator().manual_seed(2)
+    hint_a, hint_b = torch.rand(2, 1, 3, 64, 64, generator=generator)
+    x, context, t = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 77, 32, generator=generator), torch.tensor([400.0])
+    a = first.copy().set_cond_hint(hint_a, 0.5)
+    b = second.copy().set_cond_hint(hint_b, 0.8).set_previous_controlnet(a)
+    both = b.get_control(x, t, context)
+    alone_a = first.copy().set_cond_hint(hint_a, 0.5).get_control(x, t, context)
+    alone_b = second.copy().set_cond_hint(hint_b, 0.8).get_control(x, t, context)
+    for key in ("output", "middle"):
+        for r, ra, rb in zip(both[key], alone_a[key], alone_b[key]):
+            assert torch.allclose(r, ra + rb, atol=1e-6)
+
+
+def test_a_diff_controlnet_is_the_base_unet_plus_the_difference(sd1, tiny_controlnet, cpu_manager):
+    full = load_controlnet(tiny_controlnet("sd1", "ldm"), cpu_manager)
+    with pytest.raises(ControlNetError, match="DiffControlNetLoader"):
+        load_controlnet(tiny_controlnet("sd1", "diff"), cpu_manager)
+    diff = load_controlnet(tiny_controlnet("sd1", "diff"), cpu_manager, model=sd1)
+    for (name, a), (_, b) in zip(full.network.state_dict().items(), diff.network.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_a_controlnet_for_another_family_is_refused_naming_both(tiny_controlnet, tiny_checkpoint, cpu_manager):
+    sdxl = load_controlnet(tiny_controlnet("sdxl"), cpu_manager)
+    model = load_checkpoint(tiny_checkpoint("sd1", text=False), cpu_manager, load_clip=False, load_vae=False).model
+    applied = sdxl.copy().set_cond_hint(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ControlFamilyError, match="sdxl.*sd1"):
+        _sample(model, *_conds(applied))
+
+
+def test_cond_and_uncond_rows_share_one_call_with_the_hint_batch_repeated():
+    hints = torch.arange(2.0).reshape(2, 1, 1, 1)
+    assert broadcast_hint(hints, 4, 2).flatten().tolist() == [0, 1, 0, 1]
+    assert broadcast_hint(hints, 6, 2).flatten().tolist() == [0, 1, 0, 0, 1, 0]
+    assert broadcast_hint(hints[:1], 6, 3).shape[0] == 1
+
+
+@pytest.mark.parametrize("marker, message", [
+    ({"lora_controlnet": torch.zeros(0)}, "Control-LoRA"),
+    ({"control_add_embedding.linear_1.weight": torch.zeros(1)}, "Union"),
+    ({"controlnet_blocks.0.weight": torch.zeros(1)}, "SD3 / Flux"),
+    ({"something.else": torch.zeros(1)}, "not a ControlNet"),
+])
+def test_unsupported_files_are_clear_errors(tmp_path, cpu_manager, marker, message):
+    path = tmp_path / "odd.safetensors"
+    save_file({**tiny_controlnet_state_dict("sd1", "diffusers"), **marker} if "lora" in message or "Union" in message
+              else marker, str(path))
+    with pytest.raises(ControlNetError, match=message):
+        load_controlnet(path, cpu_manager)
