@@ -1,12 +1,11 @@
 """Merge/save tests reuse the model-stack fixtures: tiny checkpoints written once, one thread."""
 
-from tests.models.conftest import _single_thread, cpu_manager, tiny_checkpoint  # noqa: F401
-
 import pytest
 
 from diffusion.memory import ModelManager
 from engine.paths import FolderPaths
 from engine.runtime import Services, using_services
+from tests.models.conftest import _single_thread, cpu_manager, tiny_checkpoint  # noqa: F401
 
 
 @pytest.fixture()

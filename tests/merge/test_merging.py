@@ -8,8 +8,8 @@ import torch
 from diffusion.checkpoint import load_checkpoint
 from diffusion.checkpoint.files import read_state_dict
 from diffusion.checkpoint.tiny import write_tiny_checkpoint
-from diffusion.merge.merging import block_ratio
 from diffusion.memory import ModelManager
+from diffusion.merge.merging import block_ratio
 from nodes import model_merging as nodes
 
 UNET = "model.diffusion_model."
@@ -49,8 +49,8 @@ def _merged_unet(model) -> dict[str, torch.Tensor]:
 
 def _assert_each(actual: dict, expected: dict) -> None:
     assert sorted(actual) == sorted(expected)
-    for key in expected:
-        torch.testing.assert_close(actual[key], expected[key], rtol=1e-6, atol=1e-7, msg=key)
+    for key, value in expected.items():
+        torch.testing.assert_close(actual[key], value, rtol=1e-6, atol=1e-7, msg=key)
 
 
 def test_merge_simple_is_the_weighted_sum(pair):

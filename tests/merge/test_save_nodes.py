@@ -9,10 +9,9 @@ import torch
 from safetensors import safe_open
 
 from diffusion.checkpoint import load_checkpoint, load_unet_file, load_vae_file
-from diffusion.checkpoint.files import read_state_dict
+from diffusion.checkpoint.files import parse_arch_metadata, read_state_dict
 from diffusion.memory import ModelManager
 from diffusion.text.loader import load_clip_from_state_dicts
-from diffusion.checkpoint.files import parse_arch_metadata
 from nodes import model_saving
 
 PROMPT = {"1": {"class_type": "CheckpointSave", "inputs": {}}}
