@@ -95,3 +95,16 @@ def test_full_diff_and_bias_options():
     assert set(standard) == {"lora_unet_a.lora_up.weight", "lora_unet_a.lora_down.weight", "lora_unet_a.alpha"}
     with pytest.raises(ValueError, match="lora_type"):
         extract_lora(diffs, rank=2, lora_type="lokr")
+
+
+def test_factors_too_large_for_torch_quantile_are_clamped_at_a_sampled_quantile(monkeypatch):
+    from diffusion.merge import lora_extract
+
+    diff = torch.randn(64, 96, generator=GEN)
+    exact_up, exact_down = low_rank_factors(diff, rank=8)
+    monkeypatch.setattr(lora_extract, "_QUANTILE_LIMIT", 500)  # the joint values number 64·8 + 8·96 = 1280
+    up, down = low_rank_factors(diff, rank=8)
+    raw_up, _ = low_rank_factors(diff, rank=8, clamp_quantile=None)
+    high = max(up.abs().max(), down.abs().max())
+    assert high < raw_up.abs().max()  # still clamped
+    torch.testing.assert_close(high, max(exact_up.abs().max(), exact_down.abs().max()), rtol=0.2, atol=0)
