@@ -1084,6 +1084,156 @@ def sample_sa_solver_pece(model, x, sigmas, extra_args=None, callback=None, tau_
                             predictor_order, corrector_order, use_pece=True, simple_order_2=simple_order_2)
 
 
+# --- SEEDS (Gonzalez et al. 2023, arXiv 2305.14267), iPNDM, Heun++ ------------------------------------------
+
+
+def _h_phi_1(h: torch.Tensor) -> torch.Tensor:
+    """h·φ₁(h) = e^h − 1 of exponential integrators."""
+    return torch.expm1(h)
+
+
+def _h_phi_2(h: torch.Tensor) -> torch.Tensor:
+    """h·φ₂(h) = (e^h − 1 − h)/h."""
+    return (torch.expm1(h) - h) / h
+
+
+class _SeedsNoise:
+    """One Brownian path sampled at the stages of a SEEDS step: each segment decays the noise so
+    far by e^{Δ·η} and adds fresh noise of the matching variance."""
+
+    def __init__(self, noise_sampler: NoiseSampler, h_eta: torch.Tensor) -> None:
+        self.noise_sampler, self.h_eta, self.noise = noise_sampler, h_eta, None
+
+    def advance(self, r_from: float, r_to: float, sigma_from, sigma_to) -> torch.Tensor:
+        decay = (r_from - r_to) * self.h_eta
+        fresh = (2 * decay).expm1().neg().sqrt() * self.noise_sampler(sigma_from, sigma_to)
+        self.noise = fresh if self.noise is None else self.noise * decay.exp() + fresh
+        return self.noise
+
+
+def _seeds_sub_step(x, denoised_mix, sigma, sigma_to, r, h, eta):
+    """x at λ_s + r·h from x at σ with data estimate ``denoised_mix`` (VE data prediction)."""
+    return sigma_to / sigma * (-r * h * eta).exp() * x - denoised_mix
+
+
+@torch.no_grad()
+def sample_seeds_2(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0, noise_sampler=None,
+                   r=0.5):
+    """SEEDS-2: two-stage stochastic exponential solver in data prediction (λ = −log σ); the
+    intermediate stage at λ_s + r·h. η = 0 gives the deterministic second-order solver."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    inject = eta > 0 and s_noise > 0
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigmas[i + 1] == 0:
+            x = denoised
+            continue
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        h = sigma.log() - sigma_next.log()
+        h_eta = h * (eta + 1)
+        sigma_1 = (sigma.log() - r * h).exp()
+        noise = _SeedsNoise(noise_sampler, h * eta)
+        x_2 = _seeds_sub_step(x, _h_phi_1(-r * h_eta) * denoised, sigma, sigma_1, r, h, eta)
+        if inject:
+            x_2 = x_2 + noise.advance(0.0, r, sigma, sigma_1) * sigma_1 * s_noise
+        denoised_2 = model(x_2, sigma_1 * s_in, **extra_args)
+        mix = torch.lerp(denoised, denoised_2, 1 / (2 * r))
+        x = _seeds_sub_step(x, _h_phi_1(-h_eta) * mix, sigma, sigma_next, 1.0, h, eta)
+        if inject:
+            x = x + noise.advance(r, 1.0, sigma_1, sigma_next) * sigma_next * s_noise
+    return x
+
+
+@torch.no_grad()
+def sample_seeds_3(model, x, sigmas, extra_args=None, callback=None, eta=1.0, s_noise=1.0, noise_sampler=None,
+                   r_1=1.0 / 3, r_2=2.0 / 3):
+    """SEEDS-3: three-stage stochastic exponential solver (stages at r_1 and r_2 of each step)."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise_sampler = _seeded(x, extra_args, noise_sampler)
+    inject = eta > 0 and s_noise > 0
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigmas[i + 1] == 0:
+            x = denoised
+            continue
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        h = sigma.log() - sigma_next.log()
+        h_eta = h * (eta + 1)
+        sigma_1, sigma_2 = (sigma.log() - r_1 * h).exp(), (sigma.log() - r_2 * h).exp()
+        noise = _SeedsNoise(noise_sampler, h * eta)
+        x_2 = _seeds_sub_step(x, _h_phi_1(-r_1 * h_eta) * denoised, sigma, sigma_1, r_1, h, eta)
+        if inject:
+            x_2 = x_2 + noise.advance(0.0, r_1, sigma, sigma_1) * sigma_1 * s_noise
+        denoised_2 = model(x_2, sigma_1 * s_in, **extra_args)
+        a_2 = r_2 / r_1 * _h_phi_2(-r_2 * h_eta)
+        a_1 = _h_phi_1(-r_2 * h_eta) - a_2
+        x_3 = _seeds_sub_step(x, a_1 * denoised + a_2 * denoised_2, sigma, sigma_2, r_2, h, eta)
+        if inject:
+            x_3 = x_3 + noise.advance(r_1, r_2, sigma_1, sigma_2) * sigma_2 * s_noise
+        denoised_3 = model(x_3, sigma_2 * s_in, **extra_args)
+        b_3 = _h_phi_2(-h_eta) / r_2
+        b_1 = _h_phi_1(-h_eta) - b_3
+        x = _seeds_sub_step(x, b_1 * denoised + b_3 * denoised_3, sigma, sigma_next, 1.0, h, eta)
+        if inject:
+            x = x + noise.advance(r_2, 1.0, sigma_2, sigma_next) * sigma_next * s_noise
+    return x
+
+
+# Adams–Bashforth weights for equal steps, newest derivative first (orders 1–4).
+ADAMS_BASHFORTH = ((1.0,), (3 / 2, -1 / 2), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+
+
+@torch.no_grad()
+def sample_ipndm(model, x, sigmas, extra_args=None, callback=None, max_order=4):
+    """Improved PNDM (Zhang & Chen 2023, DEIS paper): Adams–Bashforth in σ with the equal-step
+    weights of up to ``max_order`` derivatives, warming up from Euler; the last step to 0 jumps to x0."""
+    extra_args, s_in = _setup(x, extra_args)
+    ds: list[torch.Tensor] = []
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        ds = ([to_d(x, sigmas[i], denoised)] + ds)[:max_order]
+        if sigmas[i + 1] == 0:
+            x = denoised
+        else:
+            weights = ADAMS_BASHFORTH[min(max_order, i + 1) - 1]
+            x = x + (sigmas[i + 1] - sigmas[i]) * sum(w * d for w, d in zip(weights, ds))
+    return x
+
+
+@torch.no_grad()
+def sample_heunpp2(model, x, sigmas, extra_args=None, callback=None, s_churn=0.0, s_tmin=0.0,
+                   s_tmax=float("inf"), s_noise=1.0, noise_sampler=None):
+    """Heun++: each step averages the derivatives at σ_i, σ_{i+1} and σ_{i+2} (found by Euler
+    look-ahead), weighted by σ_{i+1}/(3σ_0) and σ_{i+2}/(3σ_0); Heun then Euler near the end."""
+    extra_args, s_in = _setup(x, extra_args)
+    noise = _lazy_noise(x, extra_args, noise_sampler)
+    s_end = sigmas[-1]
+    for i in range(len(sigmas) - 1):
+        x, sigma_hat = _churn(x, sigmas, i, s_churn, s_tmin, s_tmax, s_noise, noise)
+        denoised = model(x, sigma_hat * s_in, **extra_args)
+        d = to_d(x, sigma_hat, denoised)
+        _report(callback, x, i, sigmas[i], sigma_hat, denoised)
+        dt = sigmas[i + 1] - sigma_hat
+        if sigmas[i + 1] == s_end:
+            x = x + d * dt
+            continue
+        x_2 = x + d * dt
+        d_2 = to_d(x_2, sigmas[i + 1], model(x_2, sigmas[i + 1] * s_in, **extra_args))
+        if sigmas[i + 2] == s_end:
+            w_2 = sigmas[i + 1] / (2 * sigmas[0])
+            x = x + ((1 - w_2) * d + w_2 * d_2) * dt
+            continue
+        x_3 = x_2 + d_2 * (sigmas[i + 2] - sigmas[i + 1])
+        d_3 = to_d(x_3, sigmas[i + 2], model(x_3, sigmas[i + 2] * s_in, **extra_args))
+        w_2, w_3 = sigmas[i + 1] / (3 * sigmas[0]), sigmas[i + 2] / (3 * sigmas[0])
+        x = x + ((1 - w_2 - w_3) * d + w_2 * d_2 + w_3 * d_3) * dt
+    return x
+
+
 # --- tables ------------------------------------------------------------------------------------
 
 # In ComfyUI's order (KSampler's combo). The *_gpu names draw their Brownian noise on the GPU in
@@ -1094,6 +1244,7 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler_ancestral": sample_euler_ancestral,
     "euler_ancestral_cfg_pp": sample_euler_ancestral_cfg_pp,
     "heun": sample_heun,
+    "heunpp2": sample_heunpp2,
     "dpm_2": sample_dpm_2,
     "dpm_2_ancestral": sample_dpm_2_ancestral,
     "lms": sample_lms,
@@ -1113,6 +1264,7 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "dpmpp_3m_sde_gpu": sample_dpmpp_3m_sde,
     "ddpm": sample_ddpm,
     "lcm": sample_lcm,
+    "ipndm": sample_ipndm,
     "res_multistep": sample_res_multistep,
     "res_multistep_cfg_pp": sample_res_multistep_cfg_pp,
     "res_multistep_ancestral": sample_res_multistep_ancestral,
@@ -1120,6 +1272,8 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "gradient_estimation": sample_gradient_estimation,
     "gradient_estimation_cfg_pp": sample_gradient_estimation_cfg_pp,
     "er_sde": sample_er_sde,
+    "seeds_2": sample_seeds_2,
+    "seeds_3": sample_seeds_3,
     "sa_solver": sample_sa_solver,
     "sa_solver_pece": sample_sa_solver_pece,
     # DDIM (η = 0) is exactly Euler on the σ-parameterised ODE; ComfyUI runs it that way too.

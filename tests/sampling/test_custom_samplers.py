@@ -391,3 +391,83 @@ def test_sampler_sa_solver_node_puts_the_sde_interval_on_the_models_schedule():
     assert tau(torch.tensor(ms.percent_to_sigma(0.5))) == 0.7
     assert tau(torch.tensor(ms.percent_to_sigma(0.1))) == 0.0 and tau(torch.tensor(ms.percent_to_sigma(0.9))) == 0.0
     assert sampler.name == "sa_solver" and sampler.options["corrector_order"] == 4
+
+
+# --- SEEDS, iPNDM, Heun++ ----------------------------------------------------------------------------------
+
+
+def _uniform_ode_error(name, steps, **options):
+    """As _ode_error, on σ steps of equal size (what iPNDM's fixed weights assume)."""
+    sigmas = torch.linspace(10.0, 0.1, steps + 1, dtype=torch.float64)
+    x = torch.randn((1, 1, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 10
+    out = samplers.SAMPLERS[name](gaussian_data_denoiser, x.clone(), sigmas, **options)
+    return float((out - x * ((1 + 0.1**2) / (1 + 10.0**2)) ** 0.5).abs().max())
+
+
+@pytest.mark.parametrize("name,least_ratio", [("seeds_2", 3.5), ("seeds_3", 6.5)])
+def test_seeds_without_noise_converge_at_their_order(name, least_ratio):
+    assert _ode_error(name, 16, eta=0.0) / _ode_error(name, 32, eta=0.0) > least_ratio
+
+
+def test_ipndm_converges_at_fourth_order_on_equal_steps():
+    assert _uniform_ode_error("ipndm", 20) / _uniform_ode_error("ipndm", 40) > 12
+
+
+@pytest.mark.parametrize("name", ["seeds_2", "seeds_3"])
+def test_seeds_noise_has_the_sde_variance_over_a_step(name):
+    """With x0 ≡ 0 one step is x·(σ_t/σ_s)e^{−hη} plus noise whose variance over the stages adds
+    up to σ_t²(1 − e^{−2hη}) (the exact SDE's), whatever the stage split."""
+    sigmas = torch.tensor([5.0, 2.0, 0.0], dtype=torch.float64)
+    x = torch.ones((1, 1, 2, 2), dtype=torch.float64)
+    draws: list[int] = []
+
+    def unit(sigma, sigma_next):
+        draws.append(0)
+        return torch.ones_like(x)
+
+    zero = lambda x_, sigma, **_: torch.zeros_like(x_)  # noqa: E731
+    eta, h = 0.7, math.log(5.0 / 2.0)
+    deterministic = 2.0 / 5.0 * math.exp(-h * eta)
+    assert torch.allclose(samplers.SAMPLERS[name](zero, x.clone(), sigmas[:2], eta=0.0), deterministic / math.exp(
+        -h * eta) * x)  # η = 0: no noise, plain exponential decay
+    samplers.SAMPLERS[name](zero, x.clone(), sigmas[:2], eta=eta, noise_sampler=unit)
+    assert len(draws) == (2 if name == "seeds_2" else 3)  # one draw per stage
+    # Switch on one stage's draw at a time: the squared coefficients must sum to the SDE's variance.
+    variance = 0.0
+    for k in range(len(draws)):
+        calls: list[int] = []
+
+        def only_k(sigma, sigma_next, k=k):
+            calls.append(0)
+            return torch.ones_like(x) if len(calls) - 1 == k else torch.zeros_like(x)
+
+        out_k = samplers.SAMPLERS[name](zero, x.clone(), sigmas[:2], eta=eta, noise_sampler=only_k)
+        variance += float(((out_k - deterministic * x) / 2.0).flatten()[0]) ** 2
+    assert variance == pytest.approx(1 - math.exp(-2 * h * eta), rel=1e-10)
+
+
+def test_heunpp2_weights_the_look_ahead_derivatives():
+    sigmas = _sigmas(5)
+    x = _start(sigmas)
+    ours = samplers.sample_heunpp2(fake_denoiser, x.clone(), sigmas)
+
+    def d_at(x_, s):
+        return (x_ - fake_denoiser(x_, s * torch.ones(2))) / s
+
+    ref, n = x.clone(), len(sigmas) - 1
+    for i in range(n):
+        s, dt = sigmas[i], sigmas[i + 1] - sigmas[i]
+        d = d_at(ref, s)
+        if i == n - 1:
+            ref = ref + d * dt
+        elif i == n - 2:
+            d_2 = d_at(ref + d * dt, sigmas[i + 1])
+            w = sigmas[i + 1] / (2 * sigmas[0])
+            ref = ref + ((1 - w) * d + w * d_2) * dt
+        else:
+            x_2 = ref + d * dt
+            d_2 = d_at(x_2, sigmas[i + 1])
+            d_3 = d_at(x_2 + d_2 * (sigmas[i + 2] - sigmas[i + 1]), sigmas[i + 2])
+            w_2, w_3 = sigmas[i + 1] / (3 * sigmas[0]), sigmas[i + 2] / (3 * sigmas[0])
+            ref = ref + ((1 - w_2 - w_3) * d + w_2 * d_2 + w_3 * d_3) * dt
+    assert (ours - ref).abs().max() <= TOLERANCE
