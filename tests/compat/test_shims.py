@@ -322,6 +322,9 @@ def test_execution_blocker_and_sampler_names_are_ours(shims):
     from diffusion.sampling.guiders import CFGGuider
 
     assert shims["samplers"].CFGGuider is CFGGuider
+    sampler = shims["samplers"].ksampler("euler_ancestral", {"eta": 0.5})
+    assert sampler.name == "euler_ancestral" and sampler.options == {"eta": 0.5}
+    assert shims["samplers"].sampler_object("dpmpp_2m").name == "dpmpp_2m"
 
 
 def test_tiled_scale_blends_tiles_into_the_whole_result(shims, services):

@@ -1,17 +1,21 @@
-"""ComfyUI's `comfy.samplers` names for node packs: `KSampler.SAMPLERS` / `KSampler.SCHEDULERS`.
+"""ComfyUI's `comfy.samplers` for node packs: the name tables, SAMPLER values and CFGGuider.
 
-Packs list these in INPUT_TYPES combos; they are Latentgraph's own sampler and scheduler tables
-(diffusion.sampling), so a value a pack offers is one our samplers accept. ``CFGGuider`` is our
-GUIDER class with ComfyUI's interface (set_conds, set_cfg, sample); subclasses that override
-ComfyUI's ``predict_noise`` are not supported. KSampler instances are not provided.
+Packs list `KSampler.SAMPLERS` / `KSampler.SCHEDULERS` in INPUT_TYPES combos; they are Latentgraph's
+own tables (diffusion.sampling), so a value a pack offers is one our samplers accept.
+`sampler_object(name)` and `ksampler(name, extra_options)` build SAMPLER values; ``CFGGuider`` is
+our GUIDER class with ComfyUI's interface (set_conds, set_cfg, sample). Not provided: KSampler
+instances, `KSAMPLER(function)` with a pack's own sampler function, and guider subclasses that
+override ComfyUI's ``predict_noise``.
 """
 
 from __future__ import annotations
 
-from diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES
+from typing import Any
+
+from diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES, Sampler
 from diffusion.sampling.guiders import CFGGuider
 
-__all__ = ["CFGGuider", "KSAMPLER_NAMES", "KSampler"]
+__all__ = ["CFGGuider", "KSAMPLER_NAMES", "KSampler", "ksampler", "sampler_object"]
 
 KSAMPLER_NAMES: tuple[str, ...] = SAMPLER_NAMES
 
@@ -21,3 +25,15 @@ class KSampler:
 
     SAMPLERS: tuple[str, ...] = SAMPLER_NAMES
     SCHEDULERS: tuple[str, ...] = SCHEDULER_NAMES
+
+
+def sampler_object(name: str) -> Sampler:
+    """The SAMPLER value KSamplerSelect makes for ``name``."""
+    return Sampler(name)
+
+
+def ksampler(sampler_name: str, extra_options: dict[str, Any] | None = None,
+             inpaint_options: dict[str, Any] | None = None) -> Sampler:
+    """A SAMPLER with fixed keyword options (eta, s_noise, ...), as ComfyUI's Sampler* nodes make.
+    ``inpaint_options`` (ComfyUI's random-noise inpainting switch) is not supported and ignored."""
+    return Sampler(sampler_name, dict(extra_options or {}))
