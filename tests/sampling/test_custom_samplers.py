@@ -471,3 +471,27 @@ def test_heunpp2_weights_the_look_ahead_derivatives():
             w_2, w_3 = sigmas[i + 1] / (3 * sigmas[0]), sigmas[i + 2] / (3 * sigmas[0])
             ref = ref + ((1 - w_2 - w_3) * d + w_2 * d_2 + w_3 * d_3) * dt
     assert (ours - ref).abs().max() <= TOLERANCE
+
+
+def test_deis_weights_integrate_polynomials_in_vp_time_over_sigma():
+    """Σ_j C_j P(t_j) = ∫ P(t) dσ(t) over the step for P of degree < order (scipy's quad)."""
+    from scipy.integrate import quad
+
+    beta_min, beta_d = samplers._deis_vp()
+    sigma_of = lambda t: math.sqrt(math.expm1(beta_d * t * t / 2 + beta_min * t))  # noqa: E731
+    t_of = lambda s: (math.sqrt(beta_min**2 + 2 * beta_d * math.log(s * s + 1)) - beta_min) / beta_d  # noqa: E731
+    sigmas = [14.6, 9.0, 5.0, 2.5, 1.0, 0.0]
+    assert sigma_of(t_of(2.5)) == pytest.approx(2.5) and t_of(80.0) == pytest.approx(1.0)
+    coefficients = samplers.deis_coefficients(sigmas, 3)
+    assert coefficients[0] == [] and coefficients[-1] == []  # Euler first and into σ = 0
+    poly = np.polynomial.Polynomial([0.2, -0.7, 1.3])
+    for i in (2, 3):
+        t = [t_of(s) for s in sigmas]
+        h = 1e-6
+        expected, _ = quad(lambda tau: poly(tau) * (sigma_of(tau + h) - sigma_of(tau - h)) / (2 * h), t[i], t[i + 1])
+        got = sum(c * poly(t[i - k]) for k, c in enumerate(coefficients[i]))
+        assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_deis_converges_faster_than_second_order():
+    assert _ode_error("deis", 16) / _ode_error("deis", 32) > 5

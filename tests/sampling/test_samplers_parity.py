@@ -142,7 +142,7 @@ def test_every_sampler_name_is_in_the_table():
                 "dpmpp_2m_cfg_pp", "dpmpp_sde_gpu", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu",
                 "dpmpp_3m_sde_gpu", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
                 "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde",
-                "sa_solver", "sa_solver_pece", "heunpp2", "ipndm", "seeds_2", "seeds_3"}
+                "sa_solver", "sa_solver_pece", "heunpp2", "ipndm", "seeds_2", "seeds_3", "deis"}
     assert expected == set(samplers.SAMPLERS)
 
 
