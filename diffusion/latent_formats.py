@@ -11,8 +11,9 @@ import torch
 class LatentFormat:
     """How a family's VAE latents are scaled for the UNet and previewed as RGB.
 
-    ``scale_factor`` brings the VAE's latents to roughly unit variance; LATENT values between
-    nodes are always already multiplied by it.
+    ``scale_factor`` brings the VAE's latents to roughly unit variance. LATENT values between nodes
+    are raw VAE latents (ComfyUI's convention); the sampler applies :meth:`process_in` on the way
+    into the model and :meth:`process_out` on the way back.
     """
 
     name: str
@@ -23,15 +24,15 @@ class LatentFormat:
     downscale: int = 8
 
     def process_in(self, latent: torch.Tensor) -> torch.Tensor:
-        """VAE latent → model (scaled) latent."""
+        """Raw VAE latent → the model's (scaled) latent."""
         return latent * self.scale_factor
 
     def process_out(self, latent: torch.Tensor) -> torch.Tensor:
-        """Model (scaled) latent → VAE latent."""
+        """The model's (scaled) latent → raw VAE latent."""
         return latent / self.scale_factor
 
     def to_rgb(self, latent: torch.Tensor) -> torch.Tensor:
-        """Approximate image ``[B,h,w,3]`` in 0..1 from scaled latents ``[B,C,h,w]`` (previews)."""
+        """Approximate image ``[B,h,w,3]`` in 0..1 from the model's scaled latents (sampler previews)."""
         factors = torch.tensor(self.latent_rgb_factors, dtype=torch.float32, device=latent.device)
         rgb = torch.einsum("bchw,cr->bhwr", latent.float(), factors)
         if self.latent_rgb_bias is not None:

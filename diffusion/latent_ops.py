@@ -163,33 +163,27 @@ def repeat_batch(latent: dict, amount: int) -> dict:
 
 
 # .latent files ----------------------------------------------------------------------------------
-# ComfyUI's format: safetensors with "latent_tensor" (unscaled VAE latents) and an empty
-# "latent_format_version_0" marker; files without the marker hold latents scaled by SD1.5's 0.18215.
+# ComfyUI's format: safetensors with "latent_tensor" (raw VAE latents, as LATENT values hold them)
+# and an empty "latent_format_version_0" marker; files without the marker are from before ComfyUI's
+# switch and hold latents scaled by SD1.5's 0.18215.
 LATENT_TENSOR_KEY = "latent_tensor"
 LATENT_VERSION_KEY = "latent_format_version_0"
-LATENT_FORMAT_METADATA = "latentgraph.latent_format"
+LEGACY_LATENT_SCALE = 0.18215
 
 
-def latent_file_bytes(
-    samples: torch.Tensor, scale_factor: float, format_name: str, metadata: dict[str, str]
-) -> bytes:
-    """Scaled ``samples`` encoded as a ComfyUI-compatible ``.latent`` file (unscaled on disk).
+def latent_file_bytes(samples: torch.Tensor, metadata: dict[str, str]) -> bytes:
+    """Raw ``samples`` encoded as a ComfyUI ``.latent`` file.
 
     Returns bytes so the caller decides how the file is written (atomically, never over another).
     """
     from safetensors.torch import save
 
-    tensors = {
-        LATENT_TENSOR_KEY: (samples.float() / scale_factor).contiguous().cpu(),
-        LATENT_VERSION_KEY: torch.tensor([]),
-    }
-    return save(tensors, metadata={**metadata, LATENT_FORMAT_METADATA: format_name})
+    tensors = {LATENT_TENSOR_KEY: samples.contiguous().cpu(), LATENT_VERSION_KEY: torch.tensor([])}
+    return save(tensors, metadata=metadata)
 
 
-def load_latent_file(
-    path, default_scale: float, scale_for_format: dict[str, float]
-) -> tuple[torch.Tensor, str | None]:
-    """Read a ``.latent`` file → (scaled samples, latent-format name if the file records one)."""
+def load_latent_file(path) -> torch.Tensor:
+    """Read a ``.latent`` file → raw samples (float32), with ComfyUI's arithmetic for legacy files."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -197,10 +191,8 @@ def load_latent_file(
         if LATENT_TENSOR_KEY not in keys:
             raise ValueError(f"{getattr(path, 'name', path)} is not a latent file (no {LATENT_TENSOR_KEY})")
         samples = handle.get_tensor(LATENT_TENSOR_KEY).float()
-        format_name = (handle.metadata() or {}).get(LATENT_FORMAT_METADATA)
     if samples.ndim != 4:
         raise ValueError(f"latent tensor must be [B,C,h,w], got shape {tuple(samples.shape)}")
     if LATENT_VERSION_KEY not in keys:
-        return samples, format_name  # legacy files already hold scaled latents
-    scale = scale_for_format.get(format_name or "", default_scale)
-    return samples * scale, format_name
+        return samples * (1.0 / LEGACY_LATENT_SCALE)
+    return samples

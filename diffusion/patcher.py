@@ -27,7 +27,14 @@ from diffusion.sampling.model_sampling import (
     DiscreteModelSampling,
     model_sampling_from_config,
 )
-from diffusion.weight_patches import PatchedWeights, PatchEntry, copy_patch_lists, key_patches, record_patches
+from diffusion.weight_patches import (
+    PatchedWeights,
+    PatchEntry,
+    copy_patch_lists,
+    key_patches,
+    patch_value_parts,
+    record_patches,
+)
 
 MODEL_KEY_PREFIX = "diffusion_model."
 """ComfyUI's state-dict prefix of UNet parameters inside a MODEL (``model.model.state_dict()``)."""
@@ -93,6 +100,14 @@ class BaseModel:
 
     def get_dtype(self) -> torch.dtype:
         return self._handle.compute_dtype
+
+    def process_latent_in(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw LATENT samples → the model's scaled space."""
+        return self._handle.latent_format.process_in(latent)
+
+    def process_latent_out(self, latent: torch.Tensor) -> torch.Tensor:
+        """The model's scaled space → raw LATENT samples."""
+        return self._handle.latent_format.process_out(latent)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The unpatched weights under ComfyUI keys (``diffusion_model.…``)."""
@@ -284,11 +299,14 @@ class ModelHandle(ModelOptions):
         }
 
     def cache_size_bytes(self) -> int:
-        return self.manager.size_of(self._shared.unet)
+        return sum(size for _, size in self.cache_shared_parts())
 
-    def cache_shared_parts(self) -> tuple[tuple[_SharedUNet, int], ...]:
-        """The network all clones of this handle share: the output cache counts it once."""
-        return ((self._shared, self.manager.size_of(self._shared.unet)),)
+    def cache_shared_parts(self) -> list[tuple[Any, int]]:
+        """What clones share, each counted once by the output cache: the network (with the patched
+        copies of its weights while patched) and every patch value (a LoRA stacked on a clone
+        shares the first LoRA's tensors)."""
+        network = self.manager.size_of(self._shared.unet) + self._shared.weights.patched_bytes()
+        return [(self._shared, network), *patch_value_parts(self.patches)]
 
     # running ------------------------------------------------------------------------------------
     def prepare(self) -> UNetModel:

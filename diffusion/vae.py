@@ -1,4 +1,7 @@
-"""VAE values: encode IMAGE → scaled LATENT and decode back, tiling when memory is short.
+"""VAE values: encode IMAGE → raw VAE latents and decode back, tiling when memory is short.
+
+Latents here are the VAE's own (ComfyUI's LATENT convention); the diffusion model's latent format
+scales them at the model boundary, not here.
 
 Tiles overlap and are cross-faded with linear ramps, so seams do not show; a decode that does not
 fit (estimated up front, or an out-of-memory error caught) falls back to tiles automatically.
@@ -12,7 +15,6 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.devices import is_out_of_memory
-from diffusion.latent_formats import LatentFormat
 from diffusion.memory import ModelManager
 from diffusion.models.vae import AutoencoderKL
 
@@ -103,14 +105,15 @@ def tiled_apply(
 
 
 class VAEHandle:
-    """The VAE value: pixels ``[B,H,W,C]`` in 0..1 ⇄ scaled latents ``[B,4,H/8,W/8]``."""
+    """The VAE value: pixels ``[B,H,W,C]`` in 0..1 ⇄ raw latents ``[B,4,H/8,W/8]``.
 
-    def __init__(
-        self, model: AutoencoderKL, manager: ModelManager, latent_format: LatentFormat, name: str = ""
-    ) -> None:
+    Offers ComfyUI's ``VAE`` interface too (``first_stage_model``, ``spacial_compression_*``,
+    ``get_sd``, ``latent_channels``, ``downscale_ratio``…); see docs/MODEL_INTERFACE.md §4.
+    """
+
+    def __init__(self, model: AutoencoderKL, manager: ModelManager, name: str = "") -> None:
         self.model = model
         self.manager = manager
-        self.latent_format = latent_format
         self.name = name
         manager.register(model, f"{name} (vae)" if name else "vae")
 
@@ -125,9 +128,45 @@ class VAEHandle:
     def cache_size_bytes(self) -> int:
         return self.manager.size_of(self.model)
 
-    def with_latent_format(self, latent_format: LatentFormat) -> VAEHandle:
-        """Same weights, another latent scale (a standalone VAE file does not say its family)."""
-        return VAEHandle(self.model, self.manager, latent_format, self.name)
+    # ComfyUI's names ------------------------------------------------------------------------------
+    @property
+    def first_stage_model(self) -> AutoencoderKL:
+        """The network (LDM ``AutoencoderKL`` parameter names)."""
+        return self.model
+
+    @property
+    def latent_channels(self) -> int:
+        return self.model.config.z_channels
+
+    @property
+    def downscale_ratio(self) -> int:
+        return self.downscale
+
+    @property
+    def upscale_ratio(self) -> int:
+        return self.downscale
+
+    @property
+    def device(self) -> torch.device:
+        return self.manager.device
+
+    @property
+    def vae_dtype(self) -> torch.dtype:
+        return self.compute_dtype
+
+    def spacial_compression_decode(self) -> int:
+        """Pixels per latent cell along each side when decoding (ComfyUI's spelling)."""
+        return self.downscale
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale
+
+    def get_sd(self) -> dict[str, torch.Tensor]:
+        """The VAE weights under LDM names (as saved under ``first_stage_model.`` in a checkpoint)."""
+        return self.model.state_dict()
+
+    def throw_exception_if_invalid(self) -> None:
+        """ComfyUI checks for a checkpoint without a VAE here; a VAEHandle always has one."""
 
     # planning -----------------------------------------------------------------------------------
     def plan_decode(self, latent_shape: torch.Size | tuple[int, ...]) -> Plan:
@@ -149,7 +188,7 @@ class VAEHandle:
 
     # public API ---------------------------------------------------------------------------------
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Scaled latents → IMAGE; tiles automatically when the whole image would not fit."""
+        """Raw latents → IMAGE; tiles automatically when the whole image would not fit."""
         self._check_latent(latent)
         plan = self.plan_decode(latent.shape)
         if plan.tile is not None:
@@ -163,7 +202,7 @@ class VAEHandle:
             return self.decode_tiled(latent, 64 * self.downscale, 8 * self.downscale)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """IMAGE → scaled latents (posterior mean); tiles automatically when memory is short."""
+        """IMAGE → raw latents (posterior mean); tiles automatically when memory is short."""
         pixels = self._check_pixels(pixels)
         plan = self.plan_encode(pixels.shape)
         if plan.tile is not None:
@@ -181,13 +220,12 @@ class VAEHandle:
         self._check_latent(latent)
         tile, fade = self._tile_cells(tile_size, overlap)
         model = self._prepare()
-        scaled = self.latent_format.process_out(latent.float())
 
         def run(piece: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
                 return model.decode(piece.to(self.manager.device, self.compute_dtype))
 
-        images = [tiled_apply(run, sample[None], tile, fade, 1, self.downscale) for sample in scaled]
+        images = [tiled_apply(run, sample[None], tile, fade, 1, self.downscale) for sample in latent.float()]
         return self._to_image(torch.cat(images))
 
     def encode_tiled(self, pixels: torch.Tensor, tile_size: int = 512, overlap: int = 64) -> torch.Tensor:
@@ -202,7 +240,7 @@ class VAEHandle:
                 return model.encode(piece.to(self.manager.device, self.compute_dtype))
 
         latents = [tiled_apply(run, sample[None], tile, fade, self.downscale, 1) for sample in x]
-        return self.latent_format.process_in(torch.cat(latents).float())
+        return torch.cat(latents).float()
 
     # internals ----------------------------------------------------------------------------------
     def _release_cached_memory(self) -> None:
@@ -220,7 +258,7 @@ class VAEHandle:
 
     def _decode(self, latent: torch.Tensor) -> torch.Tensor:
         model = self._prepare()
-        z = self.latent_format.process_out(latent.float()).to(self.manager.device, self.compute_dtype)
+        z = latent.float().to(self.manager.device, self.compute_dtype)
         with torch.no_grad():
             return self._to_image(model.decode(z))
 
@@ -228,7 +266,7 @@ class VAEHandle:
         model = self._prepare()
         x = (pixels.movedim(-1, 1) * 2.0 - 1.0).to(self.manager.device, self.compute_dtype)
         with torch.no_grad():
-            return self.latent_format.process_in(model.encode(x).float().cpu())
+            return model.encode(x).float().cpu()
 
     def _check_latent(self, latent: torch.Tensor) -> None:
         channels = self.model.config.z_channels

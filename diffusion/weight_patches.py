@@ -262,3 +262,28 @@ def key_patches(
         if filter_prefix is None or key.startswith(filter_prefix)
     }
 
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, WeightAdapter):
+        return sum(_tensor_bytes(t) for t in getattr(value, "weights", ()))
+    if isinstance(value, tuple):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0  # lists hold another model's weights (counted with that model); functions, numbers
+
+
+def patch_value_parts(patches: Mapping[str, Sequence[PatchEntry]]) -> list[tuple[Any, int]]:
+    """``(value, bytes)`` for every patch value, for the output cache's accounting.
+
+    Values are shared by the clones that stack on them, so the cache counts each once however
+    many handles hold it.
+    """
+    parts: dict[int, tuple[Any, int]] = {}
+    for entries in patches.values():
+        for entry in entries:
+            value = entry[1]
+            if id(value) not in parts:
+                parts[id(value)] = (value, _tensor_bytes(value))
+    return list(parts.values())

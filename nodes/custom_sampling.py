@@ -470,7 +470,10 @@ class AddNoise:
             return (latent_image,)
         scale = torch.abs(sigmas[0] - sigmas[-1]) if len(sigmas) > 1 else sigmas[0]
         ms = sampling.model_sampling_for(model)
-        noisy = ms.noise_scaling(scale, noise.generate_noise(latent_image), latent_image["samples"])
+        # LATENT samples are raw: noise is added in the model's scaled space, as ComfyUI does.
+        latent_format = model.latent_format
+        scaled = latent_format.process_in(latent_image["samples"])
+        noisy = latent_format.process_out(ms.noise_scaling(scale, noise.generate_noise(latent_image), scaled))
         out = dict(latent_image)
         out["samples"] = torch.nan_to_num(noisy, nan=0.0, posinf=0.0, neginf=0.0)
         return (out,)
@@ -581,7 +584,7 @@ class SamplerCustomAdvanced:
         if "x0" not in last:
             return (out, out)
         denoised = dict(latent)
-        denoised["samples"] = last["x0"].cpu()
+        denoised["samples"] = model.latent_format.process_out(last["x0"]).cpu()  # raw, like the samples
         return (out, denoised)
 
 

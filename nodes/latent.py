@@ -1,4 +1,7 @@
-"""Latent nodes: empty latents, VAE encode/decode (plain and tiled), resizing, batches, .latent files."""
+"""Latent nodes: empty latents, VAE encode/decode (plain and tiled), resizing, batches, .latent files.
+
+LATENT ``samples`` are raw VAE latents, as in ComfyUI; the MODEL scales them inside the sampler.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,12 @@ import json
 import torch
 
 from diffusion import latent_ops
-from diffusion.latent_formats import LATENT_FORMATS, SD15
+from diffusion.latent_formats import SD15
 from engine import runtime
 from engine.imagefiles import save_target, write_new_file
 from engine.paths import contained_path
 
 from nodes import MAX_RESOLUTION
-
-
-def _format_name(latent_format) -> str:
-    return getattr(latent_format, "name", SD15.name)
 
 
 class EmptyLatentImage:
@@ -40,11 +39,11 @@ class EmptyLatentImage:
         latent_format = getattr(model, "latent_format", SD15)
         down = latent_format.downscale
         samples = torch.zeros(batch_size, latent_format.channels, height // down, width // down)
-        return ({"samples": samples, "latent_format": _format_name(latent_format)},)
+        return ({"samples": samples},)
 
 
 class EmptyLatent(EmptyLatentImage):
-    """EmptyLatentImage plus an optional MODEL whose latent format sets channels and scale."""
+    """EmptyLatentImage plus an optional MODEL whose latent format sets the channels and downscale."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -78,7 +77,7 @@ class VAEEncode:
     DESCRIPTION = "Encodes images into latents (tiles automatically when memory is short)."
 
     def encode(self, vae, pixels):
-        return ({"samples": vae.encode(pixels[..., :3]), "latent_format": _format_name(vae.latent_format)},)
+        return ({"samples": vae.encode(pixels[..., :3])},)
 
 
 def _tiled_inputs(tile_step: int) -> dict:
@@ -115,7 +114,7 @@ class VAEEncodeTiled:
 
     def encode(self, vae, pixels, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8):
         samples = vae.encode_tiled(pixels[..., :3], tile_size, min(overlap, tile_size // 4))
-        return ({"samples": samples, "latent_format": _format_name(vae.latent_format)},)
+        return ({"samples": samples},)
 
 
 class LatentUpscale:
@@ -215,10 +214,7 @@ class SaveLatent:
                 metadata["prompt"] = json.dumps(prompt)
             for key, value in (extra_pnginfo or {}).items():
                 metadata[key] = json.dumps(value)
-        latent_format = LATENT_FORMATS.get(samples.get("latent_format", SD15.name), SD15)
-        data = latent_ops.latent_file_bytes(
-            samples["samples"], latent_format.scale_factor, latent_format.name, metadata
-        )
+        data = latent_ops.latent_file_bytes(samples["samples"], metadata)
         filename, _ = write_new_file(
             target.directory, lambda counter: f"{target.filename}_{counter:05}_.latent", target.counter, data
         )
@@ -249,9 +245,7 @@ class LoadLatent:
         return contained_path(runtime.services().paths.input_directory, latent)
 
     def load(self, latent):
-        scales = {name: fmt.scale_factor for name, fmt in LATENT_FORMATS.items()}
-        samples, format_name = latent_ops.load_latent_file(self._path(latent), SD15.scale_factor, scales)
-        return ({"samples": samples, "latent_format": format_name or SD15.name},)
+        return ({"samples": latent_ops.load_latent_file(self._path(latent))},)
 
     @classmethod
     def IS_CHANGED(cls, latent):

@@ -82,7 +82,7 @@ class VAELoader:
     RETURN_TYPES = ("VAE",)
     FUNCTION = "load_vae"
     CATEGORY = "loaders"
-    DESCRIPTION = "Loads a standalone VAE file, LDM or diffusers layout (names containing 'xl' use SDXL's latent scale)."
+    DESCRIPTION = "Loads a standalone VAE file, LDM or diffusers layout."
 
     def load_vae(self, vae_name):
         return (load_vae_file(_resolve("vae", vae_name), _manager()),)

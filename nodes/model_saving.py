@@ -14,7 +14,6 @@ from collections.abc import Mapping
 import torch
 
 from diffusion.checkpoint.export import (
-    arch_metadata,
     checkpoint_metadata,
     checkpoint_state_dict,
     clip_files,
@@ -142,9 +141,8 @@ class VAESave(_SaveNode):
 
     def save(self, vae, filename_prefix, prompt=None, extra_pnginfo=None):
         target = _target(filename_prefix)
-        # The VAE does not say its family; its latent scale does, and the VAE loader reads it back.
-        family = "sdxl" if vae.latent_format.name == "sdxl" else "sd1"
-        metadata = {**arch_metadata(family=family), **_provenance(prompt, extra_pnginfo)}
+        # A VAE has no family (LATENT values are raw; the MODEL scales them), so none is recorded.
+        metadata = _provenance(prompt, extra_pnginfo)
         return {"ui": {"files": [_write(target, vae_weights(vae), metadata)]}}
 
 

@@ -309,7 +309,7 @@ def _grey_out(pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _downscale(vae: Any) -> int:
-    return int(getattr(getattr(vae, "latent_format", None), "downscale", 8) or 8)
+    return int(vae.spacial_compression_encode())
 
 
 class VAEEncodeForInpaint:

@@ -20,7 +20,7 @@ from diffusion.checkpoint.diffusers_unet import diffusers_unet_to_ldm, is_diffus
 from diffusion.checkpoint.diffusers_vae import diffusers_vae_to_ldm, is_diffusers_vae
 from diffusion.checkpoint.errors import CheckpointError
 from diffusion.checkpoint.files import parse_arch_metadata, read_state_dict
-from diffusion.latent_formats import SD15, SDXL, LatentFormat, latent_format_for_family
+from diffusion.latent_formats import latent_format_for_family
 from diffusion.memory import ModelManager
 from diffusion.models.unet import UNetConfig, UNetModel
 from diffusion.models.vae import AutoencoderKL, VAEConfig
@@ -147,9 +147,7 @@ def load_checkpoint(
     )
     vae = None
     if vae_sd:
-        vae = VAEHandle(
-            build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, latent_format, path.name
-        )
+        vae = VAEHandle(build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, path.name)
     clip = _load_clip(state_dict, info.family, arch, manager) if load_clip else None
     if key is not None:
         model.shared_network.load_info = info
@@ -205,27 +203,17 @@ def load_unet_file(
     )
 
 
-def load_vae_file(
-    path: str | Path, manager: ModelManager, latent_format: LatentFormat | None = None
-) -> VAEHandle:
+def load_vae_file(path: str | Path, manager: ModelManager) -> VAEHandle:
     """A standalone VAE file as a VAE: LDM keys (bare or under ``first_stage_model.``) or diffusers'.
 
-    VAE files do not say which family they belong to and the SD1 and SDXL VAEs have identical
-    shapes; unless given, the latent format comes from ``latentgraph.arch`` metadata, else the
-    file name ("xl" → SDXL), else SD1.5.
+    A VAE works on raw latents, so it needs no family: the MODEL's latent format scales them.
     """
     path = Path(path)
-    state_dict, metadata = read_state_dict(path)
+    state_dict, _ = read_state_dict(path)
     vae_sd = sub_state_dict(state_dict, VAE_PREFIX) or state_dict
     if is_diffusers_vae(vae_sd):
         vae_sd = diffusers_vae_to_ldm(vae_sd)
     if "encoder.conv_in.weight" not in vae_sd or "encoder.down.0.block.0.conv1.weight" not in vae_sd:
         raise CheckpointError(f"{path.name} is not an SD VAE (neither LDM nor diffusers AutoencoderKL keys)")
-    if latent_format is None:
-        family = parse_arch_metadata(metadata).get("family")
-        if isinstance(family, str):
-            latent_format = latent_format_for_family(family)
-        else:
-            latent_format = SDXL if "xl" in path.stem.lower() else SD15
     model = build_vae(vae_sd, manager.vae_dtype(), manager.storage_device)
-    return VAEHandle(model, manager, latent_format, path.name)
+    return VAEHandle(model, manager, path.name)

@@ -125,15 +125,19 @@ def inpaint_concat(
     latent_shape: torch.Size,
     latent_image: torch.Tensor | None,
     denoise_mask: torch.Tensor | None,
+    latent_format: Any = None,
 ) -> torch.Tensor:
     """Extra input channels of a 9-channel inpaint model: [mask, masked-image latent].
 
-    Taken from the conditioning's ``concat_mask``/``concat_latent_image`` (InpaintModelConditioning)
-    or else from the latent's noise mask and the latent itself; with neither, the whole image is
+    Taken from the conditioning's ``concat_mask``/``concat_latent_image`` (InpaintModelConditioning;
+    a raw latent, scaled here by `latent_format` as ComfyUI's concat_cond does) or else from the
+    latent's noise mask and the (already scaled) latent itself; with neither, the whole image is
     "to be painted" over a grey image.
     """
     batch, _, height, width = latent_shape
     image = options.get("concat_latent_image")
+    if image is not None and latent_format is not None:
+        image = latent_format.process_in(image.float())
     if image is None:
         image = latent_image
     mask = options.get("concat_mask", denoise_mask)
@@ -192,7 +196,8 @@ def prepare_conds(
         end = _percent(options, "timestep_end", "end_percent", 1.0)
         concat = None
         if getattr(model, "inpaint", False):
-            concat = inpaint_concat(options, latent_shape, latent_image, denoise_mask).to(device, dtype)
+            concat = inpaint_concat(options, latent_shape, latent_image, denoise_mask, model.latent_format)
+            concat = concat.to(device, dtype)
         y_vec = model.encode_adm(options, batch, width * 8, height * 8)
         control = options.get("control")
         if hasattr(control, "pre_run"):  # ComfyUI's pre_run_control: σ window, model checks

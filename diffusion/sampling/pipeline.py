@@ -151,6 +151,9 @@ def run_sampler(
 
     Guidance is CFG over positive/negative unless a GUIDER passes its own named ``conditioning``
     and a ``guidance`` factory building the denoiser from them (diffusion.sampling.guiders).
+    Latents in and out are raw VAE latents (ComfyUI's LATENT convention); the model's latent format
+    scales them on the way in and back on the way out (ComfyUI's process_latent_in/out), so the
+    sampler, the inpaint mask and the previews work in the model's scaled space.
     Runs on the model's device in float32 and returns CPU tensors.
     """
     if len(sigmas) == 0 or len(sigmas) == 1:
@@ -161,7 +164,8 @@ def run_sampler(
                          f"[batch, {channels}, height/8, width/8] latents (was it made for another model family?)")
     ms = model_sampling_for(model)
     device = torch.device(getattr(model, "load_device", "cpu"))
-    latent = latent_image.to(device, torch.float32)
+    latent_format = model.latent_format
+    latent = latent_format.process_in(latent_image.to(device, torch.float32))
     sigmas = sigmas.to(device, torch.float32)
     mask = prepare_mask(denoise_mask, latent.shape).to(device) if denoise_mask is not None else None
     conds = {
@@ -180,7 +184,7 @@ def run_sampler(
         if sampler.name in RANDOM_INPAINT_NOISE_SAMPLERS:
             generator = cpu_generator(((seed if seed is not None else 41) + 1) % (2**64))
             inpaint_noise = torch.randn(noise.shape, generator=generator).to(device)
-        mask_function = denoiser.model_options.get("denoise_mask_function")
+        mask_function = (getattr(model, "model_options", None) or {}).get("denoise_mask_function")
         hook_extra = {"model": getattr(model, "model", model), "sigmas": sigmas}
         denoiser = _InpaintDenoiser(denoiser, mask, latent, inpaint_noise, mask_function, hook_extra)
     x = ms.noise_scaling(sigmas[0], noise, latent, max_denoise=ms.is_max_denoise(float(sigmas[0])))
@@ -194,7 +198,7 @@ def run_sampler(
 
     samples = sampler.function(denoiser, x, sigmas, extra_args={"seed": seed, "model_sampling": ms}, callback=on_step, **sampler.options)
     x0 = last_x0.get("x0")
-    return samples.cpu(), None if x0 is None else x0.cpu()
+    return latent_format.process_out(samples).cpu(), None if x0 is None else latent_format.process_out(x0).cpu()
 
 
 def common_ksampler(

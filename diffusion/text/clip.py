@@ -18,7 +18,7 @@ import torch
 from diffusion.text.embeddings import EmbeddingLibrary
 from diffusion.text.encoder import TextEncoder
 from diffusion.text.tokenizer import Chunk, EmbeddingResolver, SDTokenizer
-from diffusion.weight_patches import PatchEntry, copy_patch_lists, key_patches, record_patches
+from diffusion.weight_patches import PatchEntry, copy_patch_lists, key_patches, patch_value_parts, record_patches
 
 Tokens = dict[str, list[Chunk]]
 
@@ -170,11 +170,13 @@ class CLIP:
 
     # accounting -----------------------------------------------------------------------------
     def cache_size_bytes(self) -> int:
-        return sum(encoder.size_bytes() for encoder in self.encoders.values())
+        return sum(size for _, size in self.cache_shared_parts())
 
-    def cache_shared_parts(self) -> list[tuple[TextEncoder, int]]:
-        """The encoders, which clones (CLIPSetLastLayer) share: the output cache counts each once."""
-        return [(encoder, encoder.size_bytes()) for encoder in self.encoders.values()]
+    def cache_shared_parts(self) -> list[tuple[Any, int]]:
+        """What clones share, each counted once by the output cache: the encoders (with patched
+        copies of their weights while patched) and every patch value."""
+        encoders = [(e, e.size_bytes() + e.weights.patched_bytes()) for e in self.encoders.values()]
+        return [*encoders, *patch_value_parts(self.patches)]
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{e.slot.name} w{e.width}×{e.arch.layers}" for e in self.encoders.values())

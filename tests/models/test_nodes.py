@@ -80,7 +80,7 @@ def test_vae_and_unet_loaders_read_component_files(services, tiny_checkpoint):
         metadata=metadata,
     )
     (vae,) = loader_nodes.VAELoader().load_vae("sdxl_vae.safetensors")
-    assert vae.latent_format.name == "sdxl"
+    assert all(torch.equal(vae.get_sd()[k], v) for k, v in vae_sd.items())
     (model,) = loader_nodes.UNETLoader().load_unet("unet.safetensors", "default")
     assert model.family == "sdxl" and model.unet_config.adm_in_channels == 64 + 6 * 256
 
@@ -130,7 +130,7 @@ def test_bislerp_keeps_latent_vector_norms_between_neighbours():
 
 def test_save_latent_then_load_latent_round_trips(services):
     samples = torch.randn(2, 4, 8, 8)
-    latent = {"samples": samples, "latent_format": "sdxl"}
+    latent = {"samples": samples}
     result = latent_nodes.SaveLatent().save(
         latent, "latents/test", prompt={"1": {}}, extra_pnginfo={"workflow": {}}
     )
@@ -141,17 +141,26 @@ def test_save_latent_then_load_latent_round_trips(services):
 
     with safe_open(str(saved), "pt") as handle:
         assert set(handle.keys()) == {"latent_tensor", "latent_format_version_0"}
-        assert torch.allclose(handle.get_tensor("latent_tensor"), samples / 0.13025)  # unscaled, as ComfyUI
+        assert torch.equal(handle.get_tensor("latent_tensor"), samples)  # raw latents, as ComfyUI
         assert handle.metadata()["prompt"] == '{"1": {}}'
     second = latent_nodes.SaveLatent().save(latent, "latents/test")
     assert second["ui"]["latents"][0]["filename"] == "test_00002_.latent"
     shutil.copy(saved, services.paths.input_directory / "in.latent")
     assert latent_nodes.LoadLatent.INPUT_TYPES()["required"]["latent"][0] == ["in.latent"]
     (loaded,) = latent_nodes.LoadLatent().load("in.latent")
-    assert torch.allclose(loaded["samples"], samples, atol=1e-6)
+    assert torch.equal(loaded["samples"], samples)
     assert latent_nodes.LoadLatent.VALIDATE_INPUTS("../x.latent") != True
     with pytest.raises(PathEscapeError):
         latent_nodes.SaveLatent().save(latent, "../outside/x")
+
+
+def test_load_latent_reads_legacy_files_with_comfyuis_factor(services):
+    from safetensors.torch import save_file
+
+    scaled = torch.randn(1, 4, 8, 8)
+    save_file({"latent_tensor": scaled}, str(services.paths.input_directory / "old.latent"))
+    (loaded,) = latent_nodes.LoadLatent().load("old.latent")
+    assert torch.equal(loaded["samples"], scaled * (1.0 / 0.18215))  # ComfyUI's LoadLatent arithmetic
 
 
 def test_deprecated_loader_takes_v_prediction_from_the_yaml(services, tiny_checkpoint):

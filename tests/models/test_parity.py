@@ -81,21 +81,20 @@ def test_vae_encode_and_decode_match_diffusers(variant, tiny_checkpoint, cpu_man
     loaded = load_checkpoint(path, cpu_manager, load_clip=False)
     vae = loaded.vae
     state_dict, _ = read_state_dict(path)
-    scale = vae.latent_format.scale_factor
-    reference = diffusers_vae(state_dict, loaded.info.vae, scale)
+    reference = diffusers_vae(state_dict, loaded.info.vae, loaded.model.latent_format.scale_factor)
 
     generator = torch.Generator().manual_seed(2)
     pixels = torch.rand(2, 32, 40, 3, generator=generator)
-    latent = vae.encode(pixels)
+    latent = vae.encode(pixels)  # raw VAE latents (ComfyUI's LATENT convention): no scaling factor
     with torch.no_grad():
-        ref_latent = reference.encode(pixels.movedim(-1, 1) * 2 - 1).latent_dist.mean * scale
+        ref_latent = reference.encode(pixels.movedim(-1, 1) * 2 - 1).latent_dist.mean
     assert latent.shape == (2, 4, 4, 5)
     assert _max_diff(latent, ref_latent) <= TOLERANCE
 
     z = torch.randn(2, 4, 4, 5, generator=generator)
     with torch.no_grad():
-        raw_ours = vae.model.decode(z / scale)
-        raw_theirs = reference.decode(z / scale).sample
+        raw_ours = vae.model.decode(z)
+        raw_theirs = reference.decode(z).sample
     assert _max_diff(raw_ours, raw_theirs) <= TOLERANCE
     image = vae.decode(z)
     expected = ((raw_theirs + 1) / 2).clamp(0, 1).movedim(1, -1)

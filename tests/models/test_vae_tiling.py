@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from diffusion.checkpoint import load_checkpoint
+from diffusion.latent_formats import SD15
 from diffusion.memory import ModelManager
 from diffusion.vae import tiled_apply
 
@@ -40,7 +41,8 @@ def test_tiled_decode_and_encode_stay_close_to_whole_image(tiny_checkpoint, cpu_
         for half in (vae.model.encoder, vae.model.decoder):
             half.mid.attn_1.proj_out.weight.zero_()
             half.mid.attn_1.proj_out.bias.zero_()
-    z = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    # Raw latents of the size a sampler hands over (unit variance in the model's scaled space).
+    z = SD15.process_out(torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0)))
     whole = vae.decode(z)
     tiled = vae.decode_tiled(z, tile_size=80, overlap=32)
     assert tiled.shape == whole.shape == (1, 128, 128, 3)

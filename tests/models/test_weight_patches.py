@@ -234,3 +234,39 @@ def test_clip_get_sd_holds_the_patched_weights(tiny_checkpoint, cpu_manager, str
     saved = patched.get_sd()
     clip.encode_from_tokens(clip.tokenize("x"))  # restores the originals; the saved dict is unaffected
     assert torch.allclose(saved[CLIP_Q], original + strength)
+
+
+# accounting and memory modes ---------------------------------------------------------------------
+def test_a_patched_clone_adds_only_its_patch_tensors_to_the_cache(tiny_checkpoint, cpu_manager):
+    from engine.sizing import value_nbytes
+
+    model = _unet(tiny_checkpoint, cpu_manager)
+    diff = torch.randn_like(model.model_state_dict()[ATTN_V])
+    one = model.clone()
+    one.add_patches({ATTN_V: (diff,)})
+    two = one.clone()  # stacks a second LoRA on the first: shares the first one's tensors
+    two.add_patches({ATTN_V: ("diff", (diff * 2,))})
+    base = value_nbytes([model])
+    extra = value_nbytes([model, one, two]) - base
+    assert 2 * diff.numel() * 4 <= extra < 2 * diff.numel() * 4 + 200
+    assert one.cache_size_bytes() == model.cache_size_bytes() + diff.numel() * 4
+
+
+def test_patches_work_with_lowvram_and_a_budget(tiny_checkpoint):
+    from diffusion.memory import ModelManager
+
+    x, t, c = _inputs()
+    plain = _unet(tiny_checkpoint, ModelManager("cpu"))
+    diff = torch.randn_like(plain.model_state_dict()[ATTN_V])
+    reference = plain.clone()
+    reference.add_patches({ATTN_V: (diff,)}, 0.7)
+    expected = reference.apply_model(x, t, c)
+    for manager in (ModelManager("cpu", lowvram=True), ModelManager("cpu", vram_budget_bytes=1)):
+        model = _unet(tiny_checkpoint, manager)
+        other = _unet(tiny_checkpoint, manager, "sd2")  # a second network competing for the budget
+        patched = model.clone()
+        patched.add_patches({ATTN_V: (diff,)}, 0.7)
+        for _ in range(2):
+            assert torch.equal(patched.apply_model(x, t, c), expected)
+            other.apply_model(x, t, c)
+        assert torch.equal(model.apply_model(x, t, c), plain.apply_model(x, t, c))

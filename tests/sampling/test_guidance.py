@@ -131,7 +131,8 @@ def test_inpaint_model_gets_mask_and_masked_latent_channels():
     concat = model.calls[0]["concat"]
     assert concat.shape == (2, 5, 16, 16)
     assert torch.equal(concat[:, 0, :, :8], torch.zeros(2, 16, 8)) and torch.equal(concat[:, 0, :, 8:], torch.ones(2, 16, 8))
-    assert torch.allclose(concat[:, 1:], image.expand(2, -1, -1, -1))
+    # concat_latent_image is a raw VAE latent: scaled like the sampled latent, as ComfyUI's concat_cond
+    assert torch.allclose(concat[:, 1:], model.latent_format.process_in(image).expand(2, -1, -1, -1))
 
 
 def test_inpaint_model_without_mask_sees_a_blank_image_to_paint_everywhere():

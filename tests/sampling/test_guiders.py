@@ -81,7 +81,9 @@ def test_add_noise_adds_sigma_span_times_noise():
     sigmas = torch.tensor([7.0, 3.0, 0.5])
     noise = nodes.RandomNoise().get_noise(5)[0]
     (out,) = nodes.AddNoise().add_noise(model, noise, sigmas, latent)
-    expected = latent["samples"] + prepare_noise(latent["samples"], 5, [0, 1]) * 6.5
+    # raw LATENT samples: the noise is added in the model's scaled space (ComfyUI's process_latent_in/out)
+    fmt = model.latent_format
+    expected = fmt.process_out(fmt.process_in(latent["samples"]) + prepare_noise(latent["samples"], 5, [0, 1]) * 6.5)
     assert torch.allclose(out["samples"], expected) and out["batch_index"] == [0, 1]
     assert nodes.AddNoise().add_noise(model, noise, torch.zeros(0), latent)[0] is latent
 

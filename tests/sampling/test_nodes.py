@@ -118,10 +118,11 @@ def test_set_latent_noise_mask_reshapes_without_touching_the_input():
 
 
 class _FakeVAE:
-    latent_format = SD15
-
     def __init__(self):
         self.seen = []
+
+    def spacial_compression_encode(self):
+        return 8
 
     def encode(self, pixels):
         self.seen.append(pixels.clone())

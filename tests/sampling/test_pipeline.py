@@ -84,7 +84,8 @@ def test_img2img_starts_from_the_image_plus_noise_at_the_truncated_sigma():
     _run(model, latent={"samples": image}, steps=4, denoise=0.5, seed=11, cfg=1.0)
     sigma0 = ksampler_sigmas(MS, "normal", "euler", 4, 0.5)[0]
     noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(11))
-    expected_input = (image + noise * sigma0) / (sigma0**2 + 1) ** 0.5
+    # LATENT samples are raw: the model's latent format scales the image at the model boundary
+    expected_input = (model.latent_format.process_in(image) + noise * sigma0) / (sigma0**2 + 1) ** 0.5
     assert torch.allclose(model.calls[0]["x_value"], expected_input, atol=1e-5)
 
 
