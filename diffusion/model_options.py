@@ -92,7 +92,7 @@ class ModelOptions:
         """Replace ``uncond + (cond − uncond)·scale``; 3-argument functions get (cond, uncond, scale)."""
         if len(inspect.signature(function).parameters) == 3:
             legacy = function
-            function = lambda args: legacy(args["cond"], args["uncond"], args["cond_scale"])  # noqa: E731
+            function = lambda args: legacy(args["cond"], args["uncond"], args["cond_scale"])
         self.model_options["sampler_cfg_function"] = function
         if disable_cfg1_optimization:
             self.model_options["disable_cfg1_optimization"] = True

@@ -17,9 +17,9 @@ import torch
 
 from diffusion.latent_formats import LatentFormat
 from diffusion.memory import ModelManager
+from diffusion.model_options import ModelOptions, copy_nested, new_model_options
 from diffusion.models.blocks import timestep_embedding
 from diffusion.models.unet import ADM_SCALAR_WIDTH, UNetConfig, UNetModel
-from diffusion.model_options import ModelOptions, copy_nested, new_model_options
 from diffusion.sampling.guidance import denoise
 from diffusion.sampling.model_sampling import (
     PREDICTIONS,

@@ -134,45 +134,42 @@ class BasicTransformerBlock(nn.Module):
         extra.update(n_heads=self.n_heads, dim_head=self.d_head, attn_precision=self.attn_precision)
         block = options.get("block")
         # A replacement is looked up by (block kind, block id, transformer block index), then by block.
-        indexed = None if block is None else (block[0], block[1], options.get("block_index", 0))
-
-        n = self.norm1(x)
-        context1 = value1 = None
-        if "attn1_patch" in patches:
-            context1 = value1 = n
-            for patch in patches["attn1_patch"]:
-                n, context1, value1 = patch(n, context1, value1, extra)
-        replacements = replace.get("attn1", {})
-        key = indexed if indexed in replacements else block
-        if key in replacements:
-            context1 = n if context1 is None else context1
-            value1 = context1 if value1 is None else value1
-            n = self.attn1.replaced(n, context1, value1, replacements[key], extra)
-        else:
-            n = self.attn1(n, context1, value1)
-        for patch in patches.get("attn1_output_patch", ()):
-            n = patch(n, extra)
-        x = n + x
+        keys = (None if block is None else (block[0], block[1], options.get("block_index", 0)), block)
+        x = self._hooked_attention(self.attn1, "attn1", self.norm1(x), None, patches, replace, extra, keys) + x
         for patch in patches.get("middle_patch", ()):
             x = patch(x, extra)
-
-        n = self.norm2(x)
-        context2, value2 = context, None
-        if "attn2_patch" in patches:
-            value2 = context2
-            for patch in patches["attn2_patch"]:
-                n, context2, value2 = patch(n, context2, value2, extra)
-        replacements = replace.get("attn2", {})
-        key = indexed if indexed in replacements else block
-        if key in replacements:
-            value2 = context2 if value2 is None else value2
-            n = self.attn2.replaced(n, context2, value2, replacements[key], extra)
-        else:
-            n = self.attn2(n, context2, value2)
-        for patch in patches.get("attn2_output_patch", ()):
-            n = patch(n, extra)
-        x = n + x
+        x = self._hooked_attention(self.attn2, "attn2", self.norm2(x), context, patches, replace, extra, keys) + x
         return self.ff(self.norm3(x)) + x
+
+    @staticmethod
+    def _hooked_attention(
+        attn: CrossAttention,
+        name: str,
+        n: torch.Tensor,
+        context: torch.Tensor | None,
+        patches: dict[str, list],
+        replace: dict[str, dict],
+        extra: dict[str, Any],
+        keys: tuple,
+    ) -> torch.Tensor:
+        """One attention with its input patches, replacement and output patches (``context`` None: self)."""
+        value = None
+        if f"{name}_patch" in patches:
+            context = n if context is None else context
+            value = context
+            for patch in patches[f"{name}_patch"]:
+                n, context, value = patch(n, context, value, extra)
+        replacements = replace.get(name, {})
+        key = next((k for k in keys if k is not None and k in replacements), None)
+        if key is not None:
+            context = n if context is None else context
+            value = context if value is None else value
+            n = attn.replaced(n, context, value, replacements[key], extra)
+        else:
+            n = attn(n, context, value)
+        for patch in patches.get(f"{name}_output_patch", ()):
+            n = patch(n, extra)
+        return n
 
 
 class SpatialTransformer(nn.Module):

@@ -18,7 +18,13 @@ import torch
 from diffusion.text.embeddings import EmbeddingLibrary
 from diffusion.text.encoder import TextEncoder
 from diffusion.text.tokenizer import Chunk, EmbeddingResolver, SDTokenizer
-from diffusion.weight_patches import PatchEntry, copy_patch_lists, key_patches, patch_value_parts, record_patches
+from diffusion.weight_patches import (
+    PatchEntry,
+    copy_patch_lists,
+    key_patches,
+    patch_value_parts,
+    record_patches,
+)
 
 Tokens = dict[str, list[Chunk]]
 

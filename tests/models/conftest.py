@@ -10,6 +10,8 @@ import torch
 
 from diffusion.checkpoint.tiny import write_tiny_checkpoint
 from diffusion.memory import ModelManager
+from engine.paths import FolderPaths
+from engine.runtime import Services, using_services
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +46,13 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
 def cpu_manager() -> ModelManager:
     """A CPU fp32 manager, as on the dev machine."""
     return ModelManager("cpu")
+
+
+@pytest.fixture()
+def services(tmp_path):
+    """Node-call services over a fresh folder tree (models, input, output) with a CPU manager."""
+    paths = FolderPaths(tmp_path)
+    paths.ensure_directories()
+    value = Services(paths=paths, model_manager=ModelManager("cpu"), settings={})
+    with using_services(value):
+        yield value

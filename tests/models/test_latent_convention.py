@@ -11,9 +11,6 @@ import torch
 from safetensors import safe_open
 
 from diffusion.checkpoint import load_checkpoint
-from diffusion.memory import ModelManager
-from engine.paths import FolderPaths
-from engine.runtime import Services, using_services
 from nodes import latent as latent_nodes
 from nodes import sampling as sampling_nodes
 
@@ -28,15 +25,6 @@ class AddOnes:
         out = samples.copy()
         out["samples"] = samples["samples"] + torch.ones_like(samples["samples"])
         return (out,)
-
-
-@pytest.fixture()
-def services(tmp_path):
-    paths = FolderPaths(tmp_path)
-    paths.ensure_directories()
-    value = Services(paths=paths, model_manager=ModelManager("cpu"), settings={})
-    with using_services(value):
-        yield value
 
 
 def _conds(family: str):

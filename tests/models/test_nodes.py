@@ -7,22 +7,10 @@ import shutil
 import pytest
 import torch
 
-from diffusion.memory import ModelManager
 from engine.errors import PathEscapeError
-from engine.paths import FolderPaths
 from engine.registry import NodeRegistry
-from engine.runtime import Services, using_services
 from nodes import latent as latent_nodes
 from nodes import loaders as loader_nodes
-
-
-@pytest.fixture()
-def services(tmp_path):
-    paths = FolderPaths(tmp_path)
-    paths.ensure_directories()
-    value = Services(paths=paths, model_manager=ModelManager("cpu"), settings={})
-    with using_services(value):
-        yield value
 
 
 def test_node_modules_register_with_the_engine():
