@@ -2,8 +2,8 @@
 
 The handles are cloned and the patches recorded on the clones (copy-on-write: nothing touches the
 shared weights until a network runs, and the checkpoint is never re-read). File keys neither
-network uses are returned for the node to show; a file made for another family, or one with no
-key the model knows, is a :class:`~diffusion.lora.loader.LoRAError`.
+network uses (or whose shapes do not fit) are returned for the node to show; a file made for
+another family, or one with no key the model knows, is a :class:`~diffusion.lora.loader.LoRAError`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from diffusion.lora.keys import clip_key_map, unet_key_map
-from diffusion.lora.loader import check_fits, load_lora
+from diffusion.lora.loader import fit_patches, load_lora
 
 # Key prefixes of text-encoder tensors: ignored (not "unknown") when only the model is patched.
 TEXT_PREFIXES = ("lora_te", "text_encoder", "text_encoders.")
@@ -56,7 +56,8 @@ def apply_lora(
     patches, unused = load_lora(state_dict, key_map)
     if clip is None:
         unused = [key for key in unused if not key.startswith(TEXT_PREFIXES)]
-    check_fits(lora_name, state_dict, patches, shapes, unused, model.family)
+    patches, misfits = fit_patches(lora_name, state_dict, patches, shapes, unused, model.family)
+    unused = unused + misfits
     model_patches = {k: v for k, v in patches.items() if k.startswith("diffusion_model.")}
     clip_patches = {k: v for k, v in patches.items() if not k.startswith("diffusion_model.")}
     if strength_model != 0 and model_patches:

@@ -99,27 +99,35 @@ def guess_family(state_dict: StateDict) -> str | None:
     return None
 
 
-def check_fits(
+def fit_patches(
     lora_name: str,
     state_dict: StateDict,
     patches: Mapping[str, DeltaAdapter],
     shapes: Mapping[str, torch.Size],
     unused: list[str],
     family: str,
-) -> None:
-    """Raise LoRAError for a file made for another family, or one with no key this model knows."""
-    misfits = [key for key, adapter in patches.items() if key in shapes and not adapter.fits(shapes[key])]
+) -> tuple[dict[str, DeltaAdapter], list[str]]:
+    """The patches whose shapes fit the model, and the file keys of those that do not.
+
+    Raises LoRAError for a file made for another family, one with no key this model knows, or one
+    of whose weights none fits. A few misfits in a file of this family are skipped and reported
+    with the unused keys (ComfyUI skips them with a log line).
+    """
+    misfits = {key for key, adapter in patches.items() if key in shapes and not adapter.fits(shapes[key])}
     guess = guess_family(state_dict)
     other_family = guess is not None and guess != family and bool(unused or misfits or not patches)
-    if misfits or other_family:
+    if other_family or (patches and len(misfits) == len(patches)):
         looks = f"it looks like an {family_name(guess)} LoRA" if guess else "it was made for another model"
-        detail = f"; {len(misfits)} of {len(patches)} weights have other shapes (e.g. {misfits[0]})" if misfits else ""
+        example = f" (e.g. {min(misfits)})" if misfits else ""
+        detail = f"; {len(misfits)} of {len(patches)} weights have other shapes{example}" if misfits else ""
         raise LoRAError(f"LoRA {lora_name!r} does not fit this {family_name(family)} model: {looks}{detail}")
     if not patches:
         raise LoRAError(
             f"LoRA {lora_name!r} has no key this {family_name(family)} model knows "
             f"({len(state_dict)} keys, e.g. {sorted(state_dict)[:3]}); is it a LoRA file?"
         )
+    fitting = {key: adapter for key, adapter in patches.items() if key not in misfits}
+    return fitting, sorted(file_key for key in misfits for file_key in patches[key].loaded_keys)
 
 
 def describe_unused(unused: list[str], limit: int = 5) -> str:

@@ -72,7 +72,7 @@ def test_whole_tensor_forms_target_weight_and_bias():
 
 
 def test_family_is_told_by_the_cross_attention_width_and_the_key_names():
-    from diffusion.lora.loader import LoRAError, check_fits, guess_family
+    from diffusion.lora.loader import LoRAError, fit_patches, guess_family
 
     down = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"
     assert guess_family({down: torch.zeros(4, 768)}) == "sd1"
@@ -81,4 +81,4 @@ def test_family_is_told_by_the_cross_attention_width_and_the_key_names():
     assert guess_family({"lora_unet_input_blocks_4_1_proj_in.alpha": torch.tensor(1.0)}) == "sdxl"
     state = {down: torch.zeros(4, 768), "x.lora_up.weight": torch.zeros(320, 4)}
     with pytest.raises(LoRAError, match="SDXL model: it looks like an SD1.x LoRA"):
-        check_fits("style", state, {}, {}, list(state), "sdxl")
+        fit_patches("style", state, {}, {}, list(state), "sdxl")

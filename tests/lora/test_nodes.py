@@ -168,3 +168,14 @@ def test_object_info_matches_comfyui(runtime):
     assert {i["category"] for i in info.values()} == {"loaders"}
     assert info["LoraLoader"]["output"] == ["MODEL", "CLIP"] and info["LoraLoaderModelOnly"]["output"] == ["MODEL"]
     assert "tiny-sd1-kohya.safetensors" in info["LoraLoader"]["input"]["required"]["lora_name"][0]
+
+
+def test_a_module_of_another_shape_is_skipped_and_reported_the_rest_applies(runtime, base):
+    state = random_lora("kohya", tiny_lora_target("sd1"), seed=6)
+    bad = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
+    state[f"{bad}.lora_down.weight"] = torch.zeros(4, 7)  # 7 inputs: no such weight here
+    save_file(state, str(base / "models" / "loras" / "one-odd.safetensors"))
+    outcome, _ = run(runtime, _sample_prompt([_lora("one-odd.safetensors")]))
+    assert outcome.ok, outcome.error
+    text = json.dumps(outcome.outputs["lora0"])
+    assert "2 keys not applied" in text and f"{bad}.lora_down.weight" in text
