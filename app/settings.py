@@ -27,6 +27,7 @@ class Settings:
     lowvram: bool = False
     vram_budget_gb: float | None = None
     bf16: bool = False
+    compile: bool = False
     preview_method: str = "auto"
     preview_size: int = 512
     disable_metadata: bool = False
@@ -59,7 +60,7 @@ class Settings:
         """The flags nodes may read through engine.runtime.services().settings."""
         return {"preview_method": self.preview_method, "preview_size": self.preview_size,
                 "disable_metadata": self.disable_metadata, "debug_mutation_check": self.debug_mutation_check,
-                "cpu": self.cpu, "lowvram": self.lowvram, "bf16": self.bf16,
+                "cpu": self.cpu, "lowvram": self.lowvram, "bf16": self.bf16, "compile": self.compile,
                 "vram_budget_gb": self.vram_budget_gb}
 
     def cache_budget_bytes(self, available_ram: int | None = None, total_ram: int | None = None) -> int | None:
@@ -103,6 +104,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     device.add_argument("--vram-budget", dest="vram_budget_gb", type=_gigabytes, default=None, metavar="GB",
                         help="GPU memory the model manager may use")
     device.add_argument("--bf16", action="store_true", help="compute in bfloat16 where supported")
+    device.add_argument("--compile", action="store_true",
+                        help="compile the UNet with torch.compile and replay its steps as CUDA graphs: faster "
+                             "sampling after a one-off compile per resolution and batch size (cached on disk)")
     cache = parser.add_argument_group("caching")
     mode = cache.add_mutually_exclusive_group()
     mode.add_argument("--cache-ram", dest="cache_ram_gb", type=_gigabytes, default=None, metavar="GB",

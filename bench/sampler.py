@@ -1,7 +1,7 @@
 """Time per sampling step spent outside the model (sampler math, CFG batching, noise, callbacks).
 
 A stand-in model whose ``apply_model`` is timed separately; everything else in a KSampler run
-(20 steps, cfg 8, 512×512 latent, progress callback with paced latent2rgb JPEG previews) counts as
+(20 steps, cfg 8, 512×512 latent, progress callback with rate-limited latent2rgb JPEG previews) counts as
 overhead, and ``run_ms`` is the whole run. Goal: ≤ 1 ms per step on CPU. Figures: bench/RESULTS.md.
 Prints one JSON object on the last line.
 
@@ -27,7 +27,7 @@ from diffusion.sampling import samplers  # noqa: E402
 from diffusion.latent_formats import SD15  # noqa: E402
 from diffusion.sampling.model_sampling import DEFAULT_LINEAR_END, DEFAULT_LINEAR_START  # noqa: E402
 from diffusion.sampling.noise import HalfwayBrownianTree  # noqa: E402
-from diffusion.sampling.preview import PreviewPacer, latent_to_rgb  # noqa: E402
+from diffusion.sampling.preview import PreviewStream  # noqa: E402
 from nodes.sampling import encode_preview_jpeg  # noqa: E402
 
 
@@ -92,16 +92,19 @@ def _tiny_sd1():
 
 
 def _callback(previews: dict):
-    pacer = PreviewPacer()
+    """The KSampler node's preview path: a PreviewStream encoding JPEGs off the step's thread;
+    ``seconds`` is the time the step's own thread spends on previews."""
+    stream = PreviewStream(SD15, encode_preview_jpeg, "cpu")
 
     def on_step(step, total, x0):
-        if pacer.due(step, total):
-            started = time.perf_counter()
-            encode_preview_jpeg(latent_to_rgb(x0, SD15))
-            elapsed = time.perf_counter() - started
-            pacer.record(elapsed)
-            previews["count"] += 1
-            previews["seconds"] += elapsed
+        nonlocal stream
+        started = time.perf_counter()
+        if stream is not None:
+            stream.offer(step, total, x0)
+            if step >= total - 1:
+                stream.close()
+                previews["count"], stream = stream.started, None
+        previews["seconds"] += time.perf_counter() - started
 
     return on_step
 

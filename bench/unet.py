@@ -55,10 +55,12 @@ from diffusion.memory import ModelManager
 from diffusion.models.unet import UNetModel
 
 
-def random_weights(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Materialise a meta-built module with small deterministic random weights (fast: no kaiming)."""
-    module = module.to_empty(device="cpu")
-    generator = torch.Generator().manual_seed(seed)
+def random_weights(module: torch.nn.Module, seed: int = 0, device: torch.device | str = "cpu",
+                   dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """Materialise a meta-built module with small deterministic random weights (fast: no kaiming),
+    drawn on ``device`` in ``dtype`` (default: the module's)."""
+    module = (module if dtype is None else module.to(dtype)).to_empty(device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, param in module.named_parameters():
             if name.endswith("bias"):

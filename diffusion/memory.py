@@ -63,12 +63,14 @@ class ModelManager:
         *,
         prefer_bf16: bool = False,
         offload_device: torch.device | str = "cpu",
+        compile_unet: bool = False,
     ) -> None:
         self.device = torch.device(device) if device is not None else devices.default_device()
         self.offload_device = torch.device(offload_device)
         self.vram_budget_bytes = vram_budget_bytes
         self.lowvram = lowvram
         self.prefer_bf16 = prefer_bf16
+        self.compile_unet = compile_unet  # run UNets through diffusion.compile (--compile)
         self._entries: dict[int, _Entry] = {}
         # Loaded files, so that two loader nodes naming one file share its networks (weak: a file's
         # networks are freed when no value uses them any more).
@@ -78,7 +80,7 @@ class ModelManager:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ModelManager:
-        """Build from the app settings (attributes ``cpu``, ``vram_budget`` in GB, ``lowvram``, ``bf16``).
+        """Build from the app settings (``cpu``, ``vram_budget`` in GB, ``lowvram``, ``bf16``, ``compile``).
 
         ``app.settings.Settings`` spells the budget ``vram_budget_gb``; both names are read.
         """
@@ -90,6 +92,7 @@ class ModelManager:
             vram_budget_bytes=None if budget_gb in (None, 0) else int(float(budget_gb) * GIB),
             lowvram=bool(getattr(settings, "lowvram", False)),
             prefer_bf16=bool(getattr(settings, "bf16", False)),
+            compile_unet=bool(getattr(settings, "compile", False)),
         )
 
     # dtype policy -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from diffusion.compile import forward_for
 from diffusion.latent_formats import LatentFormat
 from diffusion.memory import ModelManager
 from diffusion.model_options import ModelOptions, copy_nested, new_model_options
@@ -75,6 +76,7 @@ class _SharedUNet:
         keys = {MODEL_KEY_PREFIX + name: name for name, _ in unet.named_parameters()}
         self.weights = PatchedWeights(unet, keys, offload_device)
         self.load_info: Any = None  # what the loader detected, for handing the network out again
+        self.compiled: Any = None  # diffusion.compile.CompiledUNet under --compile
 
 
 class BaseModel:
@@ -348,8 +350,9 @@ class ModelHandle(ModelOptions):
             timestep = timestep.expand(x.shape[0])
         if control is not None:
             control = {k: [None if t is None else t.to(device) for t in v] for k, v in control.items()}
+        forward = forward_for(self._shared, unet, getattr(self.manager, "compile_unet", False))
         with torch.no_grad():
-            out = unet(
+            out = forward(
                 x_in.to(device, dtype),
                 timestep.to(device, torch.float32),
                 context.to(device, dtype),

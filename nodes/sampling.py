@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import time
 from typing import Any
 
 import torch
@@ -14,7 +13,7 @@ from PIL import Image
 
 from diffusion import sampling
 from diffusion.sampling.noise import MAX_SEED
-from diffusion.sampling.preview import PreviewPacer, latent_to_rgb
+from diffusion.sampling.preview import PreviewStream
 from diffusion.sampling.schedulers import get_sigmas_exponential, get_sigmas_karras, sd_turbo_schedule
 from engine import runtime
 
@@ -52,23 +51,30 @@ def encode_preview_jpeg(rgb: torch.Tensor, max_size: int = PREVIEW_MAX_SIZE) -> 
 
 
 def step_callback(model: Any):
-    """Per-step hook: interrupt check, progress, and paced latent2rgb previews when enabled.
+    """Per-step hook: interrupt check, progress, and latent2rgb previews when enabled.
 
+    Previews run through a :class:`PreviewStream`: computed on the model's device, copied and
+    JPEG-encoded off this thread, so a step never waits for them; each progress event carries the
+    newest preview finished since the last one, and the last step's carries the final state.
     TAESD previews are not available yet, so ``taesd`` falls back to latent2rgb like ComfyUI does
     without the decoder files.
     """
     method, max_size = _preview_settings()
-    previews = method in ("auto", "latent2rgb", "taesd")
-    pacer = PreviewPacer()
     latent_format = getattr(model, "latent_format", None)
+    stream = None
+    if method in ("auto", "latent2rgb", "taesd") and latent_format is not None:
+        device = getattr(model, "load_device", "cpu")
+        stream = PreviewStream(latent_format, lambda rgb: ("JPEG", encode_preview_jpeg(rgb, max_size)), device)
 
     def on_step(step: int, total: int, x0: torch.Tensor) -> None:
+        nonlocal stream
         runtime.check_interrupt()
         preview = None
-        if previews and latent_format is not None and pacer.due(step, total):
-            started = time.perf_counter()
-            preview = ("JPEG", encode_preview_jpeg(latent_to_rgb(x0, latent_format), max_size))
-            pacer.record(time.perf_counter() - started)
+        if stream is not None:
+            preview = stream.offer(step, total, x0)
+            if step >= total - 1:
+                preview = stream.close() or preview
+                stream = None
         runtime.report_progress(step + 1, total, preview)
 
     return on_step

@@ -29,6 +29,8 @@ AREA_FEATHER = 8
 MAX_CONTEXT_REPEAT = 4
 # Scaled SD latent of a mid-grey image: what an inpaint model sees as "masked image" by default.
 BLANK_INPAINT_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
+# percent_to_sigma(0): the upper σ bound of an entry active from the very start.
+_ALWAYS = 999999999.9
 
 
 class ConditioningError(ValueError):
@@ -321,10 +323,12 @@ class CFGDenoiser:
 
     def predict(self, cond_lists: list[list[CondChunk]], x: torch.Tensor, sigma: torch.Tensor) -> list[torch.Tensor]:
         """Weighted average x0 of each conditioning list at (x, σ)."""
-        s = float(sigma.reshape(-1)[0])
+        pending = [(i, c) for i, chunks in enumerate(cond_lists) for c in chunks]
+        if any(c.sigma_low > 0.0 or c.sigma_high < _ALWAYS for _, c in pending):
+            s = float(sigma.reshape(-1)[0])  # reads σ back from the device: only for timestep ranges
+            pending = [(i, c) for i, c in pending if c.active(s)]
         totals = [torch.zeros_like(x) for _ in cond_lists]
         counts = [torch.full_like(x[:, :1], 1e-37) for _ in cond_lists]
-        pending = [(i, c) for i, chunks in enumerate(cond_lists) for c in chunks if c.active(s)]
         while pending:
             group, pending = self._take_group(pending, x.shape[0])
             self._run_group(group, x, sigma, totals, counts)
@@ -365,7 +369,10 @@ class CFGDenoiser:
                     ys.append(_repeat_to_batch(c.y, batch))
                 if c.concat is not None:
                     concats.append(_crop(c.concat, c.area))
-            cached = (torch.cat(contexts), torch.cat(ys) if ys else None, torch.cat(concats) if concats else None)
+            # The model's compute dtype once here, rather than a cast of the text context every step.
+            dtype = getattr(self.model, "compute_dtype", None) or contexts[0].dtype
+            cached = (torch.cat(contexts).to(dtype), torch.cat(ys).to(dtype) if ys else None,
+                      torch.cat(concats) if concats else None)
             self._input_cache[key] = cached
         return cached
 

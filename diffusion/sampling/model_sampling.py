@@ -72,6 +72,15 @@ class DiscreteModelSampling:
             raise ValueError(f"unknown prediction type {self.prediction!r}; expected one of {PREDICTIONS}")
         self.sigmas = self.sigmas.float()
         self.log_sigmas = self.sigmas.log()
+        self._log_sigmas_on: dict[torch.device, torch.Tensor] = {}
+
+    def log_sigmas_on(self, device: torch.device) -> torch.Tensor:
+        """The log-σ table on ``device``, copied there once: a per-step host copy would stall the
+        device queue, and reading a device σ back to the host would too."""
+        table = self._log_sigmas_on.get(device)
+        if table is None:
+            table = self._log_sigmas_on[device] = self.log_sigmas.to(device)
+        return table
 
     @property
     def sigma_min(self) -> float:
@@ -83,9 +92,9 @@ class DiscreteModelSampling:
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """Nearest table index (in log σ) for each sigma: the integer timestep the UNet sees."""
-        dists = sigma.float().log().to(self.log_sigmas.device) - self.log_sigmas[:, None]
+        dists = sigma.float().log() - self.log_sigmas_on(sigma.device)[:, None]
         index = dists.abs().argmin(dim=0).view(sigma.shape)
-        return (index * self.skip_steps + (self.skip_steps - 1)).to(sigma.device)
+        return index * self.skip_steps + (self.skip_steps - 1)
 
     def sigma(self, timestep: torch.Tensor) -> torch.Tensor:
         """σ for (possibly fractional) timesteps, interpolating the table in log σ."""

@@ -41,13 +41,21 @@ def prepare_noise(latent: torch.Tensor, seed: int, batch_index: Sequence[int] | 
     return torch.cat([drawn[i] for i in indices], dim=0)
 
 
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host-drawn tensor on ``device`` without stalling the sampler: a copy from ordinary
+    (pageable) memory makes the host wait for the device queue, one from pinned memory does not."""
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=device.type != "cpu")
+
+
 def default_noise_sampler(x: torch.Tensor, seed: int | None = None) -> NoiseSampler:
     """Fresh Gaussian noise shaped like ``x`` at every call, reproducible when seeded."""
     generator = cpu_generator(seed) if seed is not None else None
 
     def sample(sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(x.shape, dtype=x.dtype, generator=generator, device="cpu")
-        return noise.to(x.device)
+        return host_to_device(noise, x.device)
 
     return sample
 
@@ -174,7 +182,7 @@ class BrownianTreeNoiseSampler:
     def __call__(self, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
         pending = self._pending.pop((float(sigma), float(sigma_next)), None)
         w = pending.result() if pending is not None else self._increment(sigma, sigma_next)
-        return w.to(self._device)
+        return host_to_device(w, self._device)
 
     def prefetch(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Compute these increments in order on a thread, hiding the tree behind model steps that

@@ -146,6 +146,7 @@ def run_sampler(
     max_batch: int | None = None,
     conditioning: dict[str, list] | None = None,
     guidance: DenoiserFactory | None = None,
+    on_device: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sample from ``noise``/``latent_image`` along ``sigmas``; returns (samples, last x0).
 
@@ -154,7 +155,11 @@ def run_sampler(
     Latents in and out are raw VAE latents (ComfyUI's LATENT convention); the model's latent format
     scales them on the way in and back on the way out (ComfyUI's process_latent_in/out), so the
     sampler, the inpaint mask and the previews work in the model's scaled space.
-    Runs on the model's device in float32 and returns CPU tensors.
+    Runs on the model's device in float32 and returns CPU tensors (``on_device``: the device's).
+
+    Everything the loop needs goes to the device before it starts, and the schedule stays on the
+    host: samplers branch on σ values every step, and reading a device tensor back (``.item()``,
+    ``if t == 0``, a copy to the host) would make the host wait for the device queue each step.
     """
     if len(sigmas) == 0 or len(sigmas) == 1:
         return latent_image, None
@@ -164,9 +169,13 @@ def run_sampler(
                          f"[batch, {channels}, height/8, width/8] latents (was it made for another model family?)")
     ms = model_sampling_for(model)
     device = torch.device(getattr(model, "load_device", "cpu"))
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:
+        prepare()  # weights placed and patches merged now, not inside the first step
+    ms.log_sigmas_on(device)
     latent_format = model.latent_format
     latent = latent_format.process_in(latent_image.to(device, torch.float32))
-    sigmas = sigmas.to(device, torch.float32)
+    sigmas = sigmas.detach().to("cpu", torch.float32)
     mask = prepare_mask(denoise_mask, latent.shape).to(device) if denoise_mask is not None else None
     conds = {
         name: prepare_conds(c, model, ms, latent.shape, latent_image=latent, denoise_mask=mask, device=device)
@@ -198,7 +207,10 @@ def run_sampler(
 
     samples = sampler.function(denoiser, x, sigmas, extra_args={"seed": seed, "model_sampling": ms}, callback=on_step, **sampler.options)
     x0 = last_x0.get("x0")
-    return latent_format.process_out(samples).cpu(), None if x0 is None else latent_format.process_out(x0).cpu()
+    samples, x0 = latent_format.process_out(samples), None if x0 is None else latent_format.process_out(x0)
+    if on_device:
+        return samples, x0
+    return samples.cpu(), None if x0 is None else x0.cpu()
 
 
 def common_ksampler(

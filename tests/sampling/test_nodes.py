@@ -54,7 +54,10 @@ def test_progress_is_reported_every_step_with_jpeg_previews(tmp_path):
     with scope:
         _ksampler(steps=4)
     assert [(v, t) for v, t, _ in events] == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    kind, data = events[0][2]
+    # Previews are encoded off the step's thread: each lands with a later step's progress, and the
+    # last step waits for the final one, so the sampler's end state is always shown.
+    assert events[-1][2] is not None
+    kind, data = events[-1][2]
     assert kind == "JPEG"
     assert Image.open(io.BytesIO(data)).size == (8, 8)
 
@@ -161,36 +164,53 @@ def test_node_mappings_export_every_sampling_node():
             "VAEEncodeForInpaint", "InpaintModelConditioning"} <= set(nodes.NODE_CLASS_MAPPINGS)
 
 
-def test_preview_pacer_keeps_preview_time_within_three_percent_of_sampling_time():
-    from diffusion.sampling.preview import PreviewPacer
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
 
-    now = [0.0]
-    pacer = PreviewPacer(clock=lambda: now[0])
-    sent = 0
-    spent = 0.0
-    for step in range(200):
-        now[0] += 0.010  # a 10 ms step
-        if pacer.due(step, 200):
-            sent += 1
-            pacer.record(0.002)  # a 2 ms preview: too slow to send every step
-            spent += 0.002
-            now[0] += 0.002
-    assert 1 < sent < 200
-    # First and last step always get one; in between the budget holds.
-    assert spent - 2 * 0.002 <= 0.03 * now[0]
+    def __call__(self):
+        return self.now
 
 
-def test_preview_pacer_sends_every_step_when_previews_are_cheap():
-    from diffusion.sampling.preview import PreviewPacer
+def test_preview_stream_is_rate_limited_and_keeps_one_preview_in_flight():
+    from diffusion.sampling.preview import PreviewStream
 
-    now = [0.0]
-    pacer = PreviewPacer(clock=lambda: now[0])
-    due = []
-    for step in range(20):
-        now[0] += 0.1
-        due.append(pacer.due(step, 20))
-        pacer.record(0.0005)
-    assert all(due)
+    clock, encoded, gate = _Clock(), [], __import__("threading").Event()
+
+    def encode(rgb):
+        gate.wait(5)
+        encoded.append(rgb.clone())
+        return len(encoded)
+
+    stream = PreviewStream(SD15, encode, "cpu", min_interval=0.1, clock=clock)
+    x0 = torch.randn(1, 4, 4, 4)
+    assert stream.offer(0, 100, x0) is None and stream.started == 1  # the first step always starts one
+    clock.now = 0.5
+    assert stream.offer(1, 100, x0) is None and stream.started == 1  # still encoding: none started
+    gate.set()
+    stream._pending.result(5)
+    clock.now = 0.55
+    assert stream.offer(2, 100, x0) == 1  # the finished one is handed out...
+    assert stream.started == 2  # ...and, 50 ms after the last start, a new one may start
+    stream._pending.result(5)
+    clock.now = 0.56
+    assert stream.offer(3, 100, x0) == 2 and stream.started == 2  # 10 ms after: too soon
+    clock.now = 0.57
+    assert stream.offer(99, 100, x0) is None and stream.started == 3  # the last step always starts one
+    assert stream.close() == 3
+
+
+def test_preview_stream_image_is_the_latent_rgb_map_of_the_first_batch_item():
+    from diffusion.sampling.preview import PreviewStream, latent_to_rgb
+
+    x0 = torch.randn(2, 4, 3, 5)
+    stream = PreviewStream(SD15, lambda rgb: rgb.clone(), "cpu")
+    stream.offer(0, 1, x0)
+    rgb = stream.close()
+    assert rgb.dtype == torch.uint8 and rgb.shape == (3, 5, 3)
+    expected = torch.einsum("chw,cr->hwr", x0[0], torch.tensor(SD15.latent_rgb_factors))
+    assert torch.equal(rgb, ((expected + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8))
+    assert torch.equal(latent_to_rgb(x0, SD15), rgb)
 
 
 def test_latent_from_batch_node_then_ksampler_matches_that_batch_entry():
