@@ -435,7 +435,7 @@ class Bench:
 
             def theirs() -> torch.Tensor:
                 with torch.no_grad():
-                    z = (latent / latent_format.scale_factor).to(self.device, dtype)
+                    z = latent.to(self.device, dtype)  # LATENT values are raw VAE latents
                     image = reference.decode(z).sample
                     return (image / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu()
 
