@@ -105,7 +105,7 @@ class SetUnionControlNetType:
     FUNCTION = "set_controlnet_type"
     CATEGORY = "conditioning/controlnet"
 
-    def set_controlnet_type(self, control_net, type):  # noqa: A002 - ComfyUI's input name
+    def set_controlnet_type(self, control_net, type):
         control_net = control_net.copy()
         number = UNION_CONTROLNET_TYPES.get(type, -1)
         control_net.set_extra_arg("control_type", [number] if number >= 0 else [])

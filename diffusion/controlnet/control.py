@@ -9,7 +9,8 @@ the guidance calls ``pre_run`` once (start/end percent → σ window, family che
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,6 +48,7 @@ class ControlBase:
         self.network = network
         self.manager = manager
         self.family = family
+        self.compatible_families: tuple[str, ...] = (family,)
         self.cond_hint_original: torch.Tensor | None = None
         self.cond_hint: torch.Tensor | None = None
         self.strength = 1.0
@@ -65,6 +67,7 @@ class ControlBase:
         """A new control sharing the network, with this one's settings and no hint chain."""
         other = type(self).__new__(type(self))
         ControlBase.__init__(other, self.network, self.manager, self.family)
+        other.compatible_families = self.compatible_families
         self.copy_to(other)
         return other
 
@@ -101,7 +104,7 @@ class ControlBase:
     def pre_run(self, model: Any, percent_to_sigma: Callable[[float], float]) -> None:
         """Before a sampling run: refuse another family's model and turn percents into a σ window."""
         family = getattr(model, "family", None)
-        if family is not None and family != self.family:
+        if family is not None and family not in self.compatible_families:
             raise ControlFamilyError(
                 f"this {type(self).__name__} was made for {self.family} models, but the model being sampled "
                 f"is {family}; load a {family} ControlNet/T2I-Adapter"

@@ -9,6 +9,7 @@ encoder blocks are built by the UNet's own constructors (diffusion.models.unet).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,7 @@ def _hint_block(config: ControlNetConfig) -> TimestepEmbedSequential:
     """
     widths = config.hint_widths
     convs = [nn.Conv2d(config.hint_channels, widths[0], 3, padding=1)]
-    for width, following in zip(widths, widths[1:]):
+    for width, following in itertools.pairwise(widths):
         convs += [nn.Conv2d(width, width, 3, padding=1), nn.Conv2d(width, following, 3, padding=1, stride=2)]
     convs.append(nn.Conv2d(widths[-1], config.unet.model_channels, 3, padding=1))
     layers: list[nn.Module] = []

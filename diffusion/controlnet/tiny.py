@@ -7,6 +7,10 @@ prefix), ``diffusers`` (``ControlNetModel``, written through diffusers' own conv
 the dev dependency diffusers) and ``diff`` (a "difference" file: ControlNet minus the tiny base
 UNet of ``base_seed``). Variant ``sdxl-small`` has the shallower transformers of the SDXL
 "small/mid" ControlNets.
+
+T2I-Adapter layouts: ``t2i`` (TencentARC's full adapter, sd14v1 style: 1×1 kernels, pooling),
+``t2i-light``, ``t2i-depth`` (a one-channel hint) and ``t2i-diffusers`` (diffusers' ``T2IAdapter``,
+random weights drawn by diffusers itself); SDXL adapters unshuffle by 16.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from diffusion.checkpoint.arch import UNET_PREFIX, _depth_output
 from diffusion.checkpoint.tiny import _randomise_norms, tiny_checkpoint_state_dict, tiny_unet_config
 from diffusion.controlnet.formats import CONTROL_PREFIX, DIFFERENCE_KEY
 from diffusion.controlnet.network import ControlNetConfig, ControlNetModel
+from diffusion.controlnet.t2i import AdapterConfig, T2IAdapterModel
 from diffusion.models.unet import UNetConfig
 
 VARIANTS = ("sd1", "sd2", "sdxl", "sdxl-small")
-LAYOUTS = ("ldm", "bare", "diffusers", "diff")
+CONTROLNET_LAYOUTS = ("ldm", "bare", "diffusers", "diff")
+T2I_LAYOUTS = ("t2i", "t2i-light", "t2i-depth", "t2i-diffusers")
+LAYOUTS = CONTROLNET_LAYOUTS + T2I_LAYOUTS
 TINY_HINT_WIDTHS = (8, 16, 16, 32)
 
 
@@ -63,6 +70,8 @@ def arch_metadata(variant: str) -> dict[str, str]:
 
 def tiny_controlnet_state_dict(variant: str, layout: str, seed: int = 0, base_seed: int = 0) -> dict[str, torch.Tensor]:
     """The tiny ControlNet of ``seed`` in ``layout`` (see the module docstring)."""
+    if layout in T2I_LAYOUTS:
+        return tiny_t2i_state_dict(variant, layout, seed)
     tensors = tiny_controlnet_ldm(variant, seed)
     if layout == "ldm":
         return {CONTROL_PREFIX + k: v for k, v in tensors.items()}
@@ -127,3 +136,30 @@ def write_tiny_controlnet(path: str | Path, variant: str, layout: str = "ldm", s
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=arch_metadata(variant))
     return path
+
+
+def tiny_t2i_config(variant: str, layout: str) -> AdapterConfig:
+    """The tiny adapter whose features fit the tiny UNet of ``variant`` (sd1 or sdxl)."""
+    if variant not in ("sd1", "sdxl") or (variant == "sdxl" and layout in ("t2i-light", "t2i-depth")):
+        raise ValueError(f"no tiny {layout} T2I-Adapter for {variant!r}")
+    width = tiny_unet_config(variant).model_channels
+    channels = (width, 2 * width, 4 * width, 4 * width)
+    if layout == "t2i-light":
+        return AdapterConfig(light=True, channels=channels, hint_channels=3, blocks_per_level=4)
+    return AdapterConfig(light=False, channels=channels, hint_channels=1 if layout == "t2i-depth" else 3,
+                         unshuffle=16 if variant == "sdxl" else 8)
+
+
+def tiny_t2i_state_dict(variant: str, layout: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    config = tiny_t2i_config(variant, layout)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if layout == "t2i-diffusers":
+            from diffusers import T2IAdapter
+
+            adapter_type = "full_adapter_xl" if config.xl else "full_adapter"
+            network: torch.nn.Module = T2IAdapter(config.hint_channels, list(config.channels), config.blocks_per_level,
+                                                  config.unshuffle, adapter_type)
+        else:
+            network = T2IAdapterModel(config)
+    return {k: v.detach().contiguous() for k, v in network.state_dict().items()}

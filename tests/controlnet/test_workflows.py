@@ -21,6 +21,7 @@ def base(tmp_path_factory) -> Path:
     make_tiny_checkpoint("sd1", base / "models" / "checkpoints" / "tiny_sd1.safetensors")
     make_tiny_controlnet("sd1", base / "models" / "controlnet" / "canny-ldm.safetensors", "ldm", seed=1)
     make_tiny_controlnet("sd1", base / "models" / "controlnet" / "scribble-diffusers.safetensors", "diffusers", seed=2)
+    make_tiny_controlnet("sd1", base / "models" / "t2i_adapter" / "depth-t2i.safetensors", "t2i-depth", seed=3)
     (base / "input").mkdir(parents=True, exist_ok=True)
     pixels = np.full((64, 64, 3), 230, dtype=np.uint8)
     pixels[16:48, 20:44] = 30  # a dark box on a light page: edges, lines and "depth" to find
@@ -87,3 +88,20 @@ def test_two_mixed_controlnets_stacked(base, tmp_path):
     assert len(paths) == 2
     with Image.open(paths[0]) as image:
         assert image.size == (64, 48)  # a square hint centre-cropped to a 4:3 latent
+
+
+def test_t2i_depth_adapter(base, tmp_path):
+    nodes, links = conditioning_nodes()
+    nodes.update({10: ("LoadImage", ["drawing.png", "image"]), 11: ("DepthFromImage", [True, True]),
+                  12: ("ControlNetLoader", ["depth-t2i.safetensors"]), 13: ("ControlNetApplyAdvanced", [1.0, 0.0, 0.6]),
+                  5: ("EmptyLatentImage", [64, 64, 1]), 3: ("KSampler", [7, "fixed", 2, 4.0, "euler", "normal", 1.0]),
+                  8: ("VAEDecode", []), 9: ("SaveImage", ["t2i_depth"])})
+    links += [(10, 0, 11, "image", "IMAGE"), (6, 0, 13, "positive", "CONDITIONING"),
+              (7, 0, 13, "negative", "CONDITIONING"), (12, 0, 13, "control_net", "CONTROL_NET"),
+              (11, 0, 13, "image", "IMAGE"), (4, 0, 3, "model", "MODEL"), (13, 0, 3, "positive", "CONDITIONING"),
+              (13, 1, 3, "negative", "CONDITIONING"), (5, 0, 3, "latent_image", "LATENT"),
+              (3, 0, 8, "samples", "LATENT"), (4, 2, 8, "vae", "VAE"), (8, 0, 9, "images", "IMAGE")]
+    (path,), _ = run_workflow(base, tmp_path, ui_workflow(nodes, links))
+    code, out, err = invoke(tmp_path / "workflow.json", "--base-directory", base, "--set", "13.strength=0")
+    assert code == 0, err
+    assert np.abs(_pixels(path) - _pixels(Path(out.strip()))).max() > 0, "the adapter must reach the image"
