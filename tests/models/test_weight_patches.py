@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import pathlib
 
 import pytest
 import torch
@@ -147,8 +149,10 @@ def test_an_identical_patch_set_is_not_reapplied(tiny_checkpoint, cpu_manager):
 def test_strength_changes_and_stacking_never_read_the_checkpoint(tiny_checkpoint, cpu_manager, monkeypatch):
     model = _unet(tiny_checkpoint, cpu_manager)
     reads = []
-    real = checkpoint_files.read_state_dict
-    monkeypatch.setattr(checkpoint_files, "read_state_dict", lambda *a: reads.append(a) or real(*a))
+    real_read, real_open = checkpoint_files.read_state_dict, pathlib.Path.open
+    monkeypatch.setattr(checkpoint_files, "read_state_dict", lambda *a: reads.append(a) or real_read(*a))
+    monkeypatch.setattr(pathlib.Path, "open", lambda path, *a, **k: reads.append(path) or real_open(path, *a, **k))
+    monkeypatch.setattr("builtins.open", lambda *a, **k: reads.append(a[0]) or io.open(*a, **k))
     x, t, c = _inputs()
     diff = torch.randn_like(model.model_state_dict()[ATTN_V])
     outputs = []
