@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from diffusion.clip_vision.unclip import NoiseAugmentor, revision_pooled, unclip_adm
 from diffusion.compile import forward_for
 from diffusion.latent_formats import LatentFormat
 from diffusion.memory import ModelManager
@@ -77,6 +78,7 @@ class _SharedUNet:
         self.weights = PatchedWeights(unet, keys, offload_device)
         self.load_info: Any = None  # what the loader detected, for handing the network out again
         self.compiled: Any = None  # diffusion.compile.CompiledUNet under --compile
+        self.noise_augmentor: NoiseAugmentor | None = None  # stable unCLIP's image-embed statistics
 
 
 class BaseModel:
@@ -378,6 +380,8 @@ class ModelHandle(ModelOptions):
         adm = self.unet_config.adm_in_channels
         if adm is None:
             return None
+        if self.family == "sd2":  # stable unCLIP: y is the noise-augmented CLIP image embedding
+            return self._unclip_y(cond_dict, batch, adm)
         w = cond_dict.get("width", width)
         h = cond_dict.get("height", height)
         if self.family == "sdxl-refiner":
@@ -399,6 +403,8 @@ class ModelHandle(ModelOptions):
             ]
         pooled_width = adm - len(scalars) * ADM_SCALAR_WIDTH
         pooled = cond_dict.get("pooled_output")
+        if cond_dict.get("unclip_conditioning"):  # SDXL "revision": image embeds replace pooled text
+            pooled = revision_pooled(cond_dict["unclip_conditioning"], pooled_width)
         if pooled is None:
             pooled = torch.zeros(1, pooled_width)
         pooled = pooled.float().reshape(-1, pooled.shape[-1])
@@ -411,3 +417,11 @@ class ModelHandle(ModelOptions):
             pooled = pooled[:1]
         pooled = pooled.expand(batch, -1)
         return torch.cat([pooled, sizes.expand(batch, -1)], dim=1)
+
+    def _unclip_y(self, cond_dict: dict[str, Any], batch: int, adm: int) -> torch.Tensor:
+        """stable unCLIP ``y`` (zeros without image conditioning, as ComfyUI); merged embeds get 5% noise."""
+        entries = cond_dict.get("unclip_conditioning")
+        if not entries:
+            return torch.zeros(batch, adm)
+        augmentor = self._shared.noise_augmentor or NoiseAugmentor(adm // 2)
+        return unclip_adm(entries, augmentor, merge_noise=0.05).expand(batch, -1)

@@ -175,9 +175,11 @@ def detect_family(unet: UNetConfig, state_dict: dict[str, torch.Tensor]) -> Fami
             family: Family = "sdxl"
         elif levels == 4 and not first_level_attends:
             family = "sdxl-refiner"
+        elif levels == 4 and unet.use_linear_in_transformer:
+            family = "sd2"  # stable unCLIP: SD2.1 with the CLIP image embedding as y
         else:
             raise CheckpointError(
-                "UNet with a class embedding but not SDXL-shaped (SD2 unCLIP and similar are not supported)"
+                "UNet with a class embedding but neither SDXL- nor stable-unCLIP-shaped"
             )
     elif levels == 4 and first_level_attends:
         family = "sd2" if unet.use_linear_in_transformer else "sd1"
@@ -215,6 +217,8 @@ def detect_prediction(
         return arch["prediction"], "metadata"
     if "v_pred" in state_dict:
         return "v_prediction", "v_pred key"
+    if family == "sd2" and "label_emb.0.0.weight" in unet_sd:
+        return "v_prediction", "stable unCLIP"
     if "edm_mean" in state_dict or "edm_vpred.sigma_max" in state_dict:
         raise CheckpointError("EDM checkpoints (Playground 2.5, EDM v-pred) are not supported")
     if family == "sd2" and not inpaint and SD2_V_HEURISTIC_KEY in unet_sd:
@@ -224,7 +228,10 @@ def detect_prediction(
 
 
 def adm_width_consistent(family: Family, adm: int | None) -> bool:
-    """SDXL ``adm`` = pooled width + n·256; the pooled part must stay positive."""
+    """SDXL ``adm`` = pooled width + n·256; the pooled part must stay positive. stable unCLIP's
+    ``adm`` is an image embed ⊕ its noise-level embedding of the same width."""
+    if family == "sd2" and adm is not None:
+        return adm % 2 == 0
     if family not in ADM_SCALARS or adm is None:
         return adm is None
     return adm > ADM_SCALARS[family] * ADM_SCALAR_WIDTH

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from diffusion.clip_vision.unclip import noise_augmentor_from_checkpoint
 from diffusion.checkpoint.arch import TEXT_PREFIXES, UNET_PREFIX, VAE_PREFIX, Family
 from diffusion.checkpoint.detect import CheckpointInfo, detect, infer_vae_config, sub_state_dict
 from diffusion.checkpoint.diffusers_unet import diffusers_unet_to_ldm, is_diffusers_unet
@@ -145,6 +146,8 @@ def load_checkpoint(
         SamplingConfig(prediction=info.prediction, zero_terminal_snr=info.zero_terminal_snr),
         name=path.name,
     )
+    if info.family == "sd2" and info.unet.adm_in_channels is not None:
+        model.shared_network.noise_augmentor = noise_augmentor_from_checkpoint(state_dict, info.unet.adm_in_channels)
     vae = None
     if vae_sd:
         vae = VAEHandle(build_vae(vae_sd, manager.vae_dtype(), manager.storage_device), manager, path.name)
