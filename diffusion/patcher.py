@@ -210,6 +210,10 @@ class ModelHandle(ModelOptions):
         """ComfyUI's name for the compute dtype."""
         return self.compute_dtype
 
+    def model_size(self) -> int:
+        """Bytes of the network's weights (ComfyUI's ``ModelPatcher.model_size``)."""
+        return self.manager.size_of(self._shared.unet)
+
     @property
     def model(self) -> BaseModel:
         """ComfyUI's ``ModelPatcher.model``: ``diffusion_model``, ``model_sampling``, ``latent_format``."""

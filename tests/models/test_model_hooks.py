@@ -215,6 +215,7 @@ def test_model_exposes_comfyui_attributes(model):
     assert torch.equal(model.get_model_object("model_sampling").sigmas, model.model_sampling.sigmas)
     assert model.get_model_object("diffusion_model.out") is model.diffusion_model.out
     assert model.model_dtype() == torch.float32 and model.load_device == model.offload_device
+    assert model.model_size() == sum(p.numel() * 4 for p in model.diffusion_model.parameters())
     raw = torch.randn(1, 4, 2, 2)
     assert torch.equal(model.get_model_object("process_latent_in")(raw), raw * 0.18215)  # ComfyUI's SD1 factor
     assert torch.equal(model.model.process_latent_out(raw), raw / 0.18215)
