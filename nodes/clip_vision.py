@@ -5,6 +5,7 @@ from __future__ import annotations
 from diffusion.checkpoint import load_checkpoint
 from diffusion.clip_vision.loader import load_clip_vision
 from diffusion.clip_vision.unclip import add_unclip_conditioning
+from diffusion.style_model import apply_style, load_style_model
 from nodes.loaders import _files, _manager, _resolve
 
 
@@ -73,11 +74,49 @@ class unCLIPConditioning:
         return (add_unclip_conditioning(conditioning, clip_vision_output, strength, noise_augmentation),)
 
 
+class StyleModelLoader:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"style_model_name": (_files("style_models"),)}}
+
+    RETURN_TYPES = ("STYLE_MODEL",)
+    FUNCTION = "load_style_model"
+    CATEGORY = "loaders"
+    DESCRIPTION = "Loads a T2I-Adapter style model."
+
+    def load_style_model(self, style_model_name):
+        return (load_style_model(_resolve("style_models", style_model_name), _manager()),)
+
+
+class StyleModelApply:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "conditioning": ("CONDITIONING",),
+                "style_model": ("STYLE_MODEL",),
+                "clip_vision_output": ("CLIP_VISION_OUTPUT",),
+                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.001}),
+                "strength_type": (["multiply", "attn_bias"],),
+            }
+        }
+
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "apply_stylemodel"
+    CATEGORY = "conditioning/style_model"
+    DESCRIPTION = "Appends style tokens computed from a CLIP vision output to the prompt's tokens."
+
+    def apply_stylemodel(self, conditioning, style_model, clip_vision_output, strength, strength_type):
+        return (apply_style(conditioning, style_model.get_cond(clip_vision_output), strength, strength_type),)
+
+
 NODE_CLASS_MAPPINGS = {
     "CLIPVisionLoader": CLIPVisionLoader,
     "CLIPVisionEncode": CLIPVisionEncode,
     "unCLIPCheckpointLoader": unCLIPCheckpointLoader,
     "unCLIPConditioning": unCLIPConditioning,
+    "StyleModelLoader": StyleModelLoader,
+    "StyleModelApply": StyleModelApply,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -85,4 +124,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "CLIPVisionEncode": "CLIP Vision Encode",
     "unCLIPCheckpointLoader": "unCLIPCheckpointLoader",
     "unCLIPConditioning": "unCLIPConditioning",
+    "StyleModelLoader": "Load Style Model",
+    "StyleModelApply": "Apply Style Model",
 }
