@@ -58,6 +58,10 @@ _IGNORED_KEYS = frozenset(
 )
 
 
+# What torch's CPU allocator guarantees; safetensors writers pad only to 8 bytes.
+TENSOR_ALIGNMENT = 64
+
+
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Return ``(state_dict, metadata)`` of a model file; metadata is safetensors' ``__metadata__``.
 
@@ -112,6 +116,10 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
             tensors[name] = torch.empty(shape, dtype=dtype)
             continue
         flat = torch.frombuffer(mapped, dtype=dtype, count=numel, offset=data_start + begin)
+        if (data_start + begin) % TENSOR_ALIGNMENT:
+            # CPU kernels round differently on unaligned data: copy, so a model computes the same
+            # numbers whatever offset its weights had in whichever file (a reloaded save included).
+            flat = flat.clone()
         tensors[name] = flat.view(shape)
     return tensors, {str(k): str(v) for k, v in metadata.items()}
 

@@ -73,11 +73,7 @@ def test_block_merge_workflow_runs_and_its_saved_checkpoint_reproduces_the_image
             expected = a[key]
         torch.testing.assert_close(saved[key], expected, rtol=1e-6, atol=1e-7, msg=key)
 
-    # The same sampling on the saved checkpoint gives the same latent and image. Not bit for bit on
-    # the CPU: the loader runs fp32 weights as views into the memory-mapped file, not 64-byte aligned,
-    # where the merged run's weights are fresh 64-byte-aligned tensors, and the CPU kernels round
-    # differently by alignment (same weights bit for bit, UNet outputs apart by ~3e-6, latents
-    # after two cfg-6 steps by ~6e-5 relative).
+    # The same sampling on the saved checkpoint gives the same latent and image, bit for bit.
     shutil.copy(checkpoint, folder / "merged.safetensors")
     for gone in ("2", "3", "4", "11"):
         del prompt[gone]
@@ -90,6 +86,5 @@ def test_block_merge_workflow_runs_and_its_saved_checkpoint_reproduces_the_image
     api.write_text(json.dumps(prompt))
     again = _run(api, base)
     first, second = (load_file(str(path))["latent_tensor"] for path in (latent, _one(again, ".latent")))
-    torch.testing.assert_close(second, first, rtol=2e-4, atol=1e-5)
-    pixels = _pixels(_one(again, ".png")).astype(int) - _pixels(png).astype(int)
-    assert np.abs(pixels).max() <= 1
+    assert torch.equal(second, first)
+    assert np.array_equal(_pixels(_one(again, ".png")), _pixels(png))

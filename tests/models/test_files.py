@@ -1,4 +1,5 @@
-"""Reading model files: safetensors memory-mapped without copies, pickles only with weights_only."""
+"""Reading model files: aligned safetensors tensors memory-mapped without copies, unaligned ones copied
+to aligned memory, pickles only with weights_only."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from diffusion.checkpoint import CheckpointError, load_checkpoint
-from diffusion.checkpoint.files import read_state_dict
+from diffusion.checkpoint.files import TENSOR_ALIGNMENT, read_state_dict
 from diffusion.checkpoint.tiny import tiny_checkpoint_state_dict
 from diffusion.memory import ModelManager
 
@@ -26,11 +27,34 @@ class _Exploit:
 
 
 def _file_offsets(path) -> dict[str, int]:
+    """Each tensor's byte offset from the start of the file."""
     raw = path.read_bytes()
     header_len = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8 : 8 + header_len])
     header.pop("__metadata__", None)
-    return {name: entry["data_offsets"][0] for name, entry in header.items()}
+    return {name: 8 + header_len + entry["data_offsets"][0] for name, entry in header.items()}
+
+
+def _aligned_resave(path, tmp_path, prefix=""):
+    """The tensors under `prefix` and the metadata, with a metadata pad that makes the data start
+    64-byte aligned (safetensors writers pad the header to 8 bytes only, so most files start
+    unaligned, and one tensor of an odd size unaligns all that follow it)."""
+    state, metadata = read_state_dict(path)
+    state = {k: v.clone() for k, v in state.items() if k.startswith(prefix)}
+    for pad in range(TENSOR_ALIGNMENT):
+        target = tmp_path / f"aligned-{pad}.safetensors"
+        save_file(state, str(target), metadata={**metadata, "pad": "x" * pad})
+        header_len = struct.unpack("<Q", target.read_bytes()[:8])[0]
+        if (8 + header_len) % TENSOR_ALIGNMENT == 0:
+            return target
+    raise AssertionError("no pad aligns the data start")
+
+
+def _split_by_alignment(offsets: dict[str, int], names) -> tuple[list[str], list[str]]:
+    aligned = [name for name in names if offsets[name] % TENSOR_ALIGNMENT == 0]
+    unaligned = [name for name in names if offsets[name] % TENSOR_ALIGNMENT]
+    assert len(aligned) >= 2 and unaligned, "the tiny file should hold both kinds"
+    return aligned, unaligned
 
 
 def _assert_mapped(tensors: dict[str, torch.Tensor], offsets: dict[str, int]) -> None:
@@ -42,25 +66,30 @@ def _assert_mapped(tensors: dict[str, torch.Tensor], offsets: dict[str, int]) ->
         assert moved == offsets[name] - offsets[base], name
 
 
-def test_safetensors_tensors_are_views_into_one_mapping(tiny_checkpoint):
-    path = tiny_checkpoint("sd1", text=False)
+def test_aligned_safetensors_tensors_are_views_into_one_mapping(tiny_checkpoint, tmp_path):
+    path = _aligned_resave(tiny_checkpoint("sd1", text=False), tmp_path)
     state, metadata = read_state_dict(path)
     assert "latentgraph.arch" in metadata
-    keys = [
-        "model.diffusion_model.input_blocks.0.0.weight",
-        "first_stage_model.decoder.conv_out.weight",
-        "model.diffusion_model.out.2.bias",
-    ]
-    _assert_mapped({k: state[k] for k in keys}, _file_offsets(path))
+    offsets = _file_offsets(path)
+    aligned, unaligned = _split_by_alignment(offsets, list(state))
+    _assert_mapped({k: state[k] for k in aligned}, offsets)
+    for name in unaligned:  # copied: CPU kernels round differently on unaligned data
+        assert state[name].data_ptr() % TENSOR_ALIGNMENT == 0, name
 
 
-def test_loaded_fp32_weights_stay_in_the_mapping(tiny_checkpoint, cpu_manager):
-    path = tiny_checkpoint("sd1", text=False)
+def test_unaligned_tensors_compute_like_fresh_memory(tiny_checkpoint):
+    state, _ = read_state_dict(tiny_checkpoint("sd1", text=False))
+    for name, tensor in state.items():
+        assert tensor.data_ptr() % TENSOR_ALIGNMENT == 0, name
+
+
+def test_loaded_aligned_fp32_weights_stay_in_the_mapping(tiny_checkpoint, cpu_manager, tmp_path):
+    path = _aligned_resave(tiny_checkpoint("sd1", text=False), tmp_path, "model.diffusion_model.")
     unet = load_checkpoint(path, cpu_manager, load_clip=False, load_vae=False).model.diffusion_model
-    params = dict(unet.named_parameters())
-    keys = ["input_blocks.0.0.weight", "out.2.weight", "middle_block.1.proj_in.weight"]
-    offsets = {k: v for k, v in _file_offsets(path).items()}
-    _assert_mapped({k: params[k] for k in keys}, {k: offsets["model.diffusion_model." + k] for k in keys})
+    params = {"model.diffusion_model." + k: v for k, v in unet.named_parameters()}
+    offsets = _file_offsets(path)
+    aligned, _ = _split_by_alignment(offsets, list(params))
+    _assert_mapped({k: params[k] for k in aligned}, offsets)
 
 
 def test_ckpt_loads_through_weights_only_and_unwraps_state_dict(tmp_path, cpu_manager):
