@@ -415,7 +415,6 @@ class Bench:
         from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
         vae, clip = state["vae"], state["clip"]
-        latent_format = vae.latent_format
         for decode_size in dict.fromkeys((size, 2 * size)):
             latent = torch.randn(1, 4, decode_size // 8, decode_size // 8, generator=torch.Generator().manual_seed(5))
             module = vae.model
@@ -424,7 +423,7 @@ class Bench:
                       "down_block_types": ["DownEncoderBlock2D"] * len(cfg.ch_mult),
                       "up_block_types": ["UpDecoderBlock2D"] * len(cfg.ch_mult),
                       "block_out_channels": [cfg.ch * m for m in cfg.ch_mult], "layers_per_block": cfg.num_res_blocks,
-                      "latent_channels": cfg.z_channels, "scaling_factor": latent_format.scale_factor}
+                      "latent_channels": cfg.z_channels}  # raw latents: the scaling factor plays no part
             vae.decode(latent[:, :, :8, :8])  # places the VAE on the device
             state_dict = {VAE_PREFIX + k: v for k, v in module.state_dict().items()}
             with torch.device("meta"):

@@ -42,7 +42,7 @@ def _dummy_module(name: str) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package=True)
     module.__path__ = []  # type: ignore[attr-defined]
-    module.__version__ = "0.0.0-stub"  # type: ignore[attr-defined]
+    module.__version__ = "0.0.0+stub"  # type: ignore[attr-defined]
 
     def __getattr__(attr: str) -> Any:
         if attr.startswith("__"):
