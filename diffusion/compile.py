@@ -6,11 +6,13 @@ whole step as one CUDA graph. Both need static shapes: each (resolution, batch) 
 inductor's FX-graph and autotuning caches live on disk (:func:`cache_directory`), so a later
 process starts from them instead of recompiling.
 
-Weights are read by the compiled code as inputs, never baked in (inductor's ``freezing`` stays
-off), and LoRA-style patches copy into the very same parameter storage, so a patched or restored
-network needs no recompilation and the CUDA graphs, which record parameter addresses, see the new
-values. ControlNet residuals and transformer-option patches (Python hooks inside the network)
-change the call's structure, so such calls run eagerly.
+Weights are inputs of the compiled code, never baked in (inductor's ``freezing`` stays off), so a
+LoRA-patched or restored network needs no recompilation: diffusion.weight_patches swaps a
+parameter's tensor, the compiled code reads whatever tensor the parameter holds, and the CUDA
+graph tree, which records parameter addresses, re-records once when they change (torch falls back
+to plain compiled code after 128 such re-records of one graph). ControlNet residuals and
+transformer-option patches (Python hooks inside the network) change the call's structure, so such
+calls run eagerly.
 """
 
 from __future__ import annotations

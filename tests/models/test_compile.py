@@ -1,5 +1,5 @@
-"""--compile: the compiled UNet (inductor on the CPU here) computes what eager does, sees weight
-patches copied in place without recompiling, and skips CUDA graph capture where there is no CUDA."""
+"""--compile: the compiled UNet (inductor on the CPU here) computes what eager does, follows weight
+patches without recompiling, and skips CUDA graph capture where there is no CUDA."""
 
 from __future__ import annotations
 
@@ -46,12 +46,28 @@ def test_manager_takes_the_compile_flag_from_the_settings():
     assert not ModelManager.from_settings(Settings()).compile_unet
 
 
+def _small_sd1_handle(manager):
+    """A two-level SD1-style UNet (one ResBlock and transformer per level): every kind of block,
+    a fraction of the tiny checkpoint's graph, so inductor compiles it in a bearable time here."""
+    from dataclasses import replace
+
+    from bench.unet import random_weights
+    from diffusion.checkpoint.loader import build_meta_unet
+    from diffusion.checkpoint.tiny import tiny_unet_config
+    from diffusion.latent_formats import SD15
+    from diffusion.patcher import ModelHandle, SamplingConfig
+
+    config = replace(tiny_unet_config("sd1"), channel_mult=(1, 2), num_res_blocks=1, transformer_depth=(1, 1),
+                     transformer_depth_output=(1, 1, 1, 1))
+    return ModelHandle(random_weights(build_meta_unet(config), seed=7), manager, "sd1", SD15, SamplingConfig())
+
+
 @pytest.mark.slow
-def test_compiled_unet_matches_eager_and_follows_in_place_patches(tiny_checkpoint, monkeypatch, tmp_path):
+@pytest.mark.timeout(1800)
+def test_compiled_unet_matches_eager_and_follows_in_place_patches(monkeypatch, tmp_path):
     monkeypatch.setenv(compiled.CACHE_ENV, str(tmp_path / "inductor"))
     torch._dynamo.reset()
-    model = load_checkpoint(tiny_checkpoint("sd1", text=False), ModelManager("cpu", compile_unet=True),
-                            load_clip=False, load_vae=False).model
+    model = _small_sd1_handle(ModelManager("cpu", compile_unet=True))
     unet = model.diffusion_model
     x, t, context = _inputs()
     with torch.no_grad():
@@ -61,11 +77,13 @@ def test_compiled_unet_matches_eager_and_follows_in_place_patches(tiny_checkpoin
     torch.testing.assert_close(out, eager, rtol=1e-4, atol=1e-4)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
-    # A LoRA-like patch is copied into the same parameter storage: the compiled code reads it
-    # without recompiling, and restoring the original weights works the same way.
+    # A patch swaps the parameter's tensor (diffusion.weight_patches): the compiled code reads
+    # parameters as inputs, so it sees the patched and then the restored weights, never recompiling.
     patched = model.clone()
-    key = "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"
-    assert patched.add_patches({key: lambda w: 0.5 * torch.ones_like(w)}) == [key]
+    key = "diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"
+    weight = dict(unet.named_parameters())[key.removeprefix("diffusion_model.")]
+    delta = torch.randn(weight.shape, generator=torch.Generator().manual_seed(5))
+    assert patched.add_patches({key: (delta,)}, 0.5) == [key]
     out_patched = patched.apply_model(x, t, context)
     with torch.no_grad():
         eager_patched = unet(x, t, context)
