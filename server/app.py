@@ -18,7 +18,7 @@ from aiohttp import web
 from server.context import CONTEXT, EngineRuntime, ServerConfig, ServerContext
 from server.hub import WebSocketHub
 from server.jobs import JobQueue
-from server.routes import files, info, queue, static, userdata, ws
+from server.routes import files, frontend, info, jobs, queue, static, userdata, ws
 from server.security import (LOOPBACK_NAMES, SecurityPolicy, error_middleware,
                              security_headers_middleware, security_middleware)
 from server.store import JobStore
@@ -27,7 +27,8 @@ from server.worker import Worker
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "latentgraph-queue.sqlite3"
-API_ROUTES = (*queue.ROUTES, *info.ROUTES, *files.ROUTES, *userdata.ROUTES, *ws.ROUTES)
+API_ROUTES = (*queue.ROUTES, *jobs.ROUTES, *info.ROUTES, *frontend.ROUTES, *files.ROUTES,
+              *userdata.ROUTES, *ws.ROUTES)
 
 
 def free_memory_function(runtime: EngineRuntime) -> Callable[[bool, bool], None]:

@@ -29,6 +29,7 @@ _IMAGE_TYPE_CODES = {"JPEG": 1, "PNG": 2}
 _IMAGE_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _MAX_OUTBOX = 50_000          # text messages queued for one client before we give up on it
 _MAX_PREVIEW_BACKLOG = 8      # drop previews once this many messages are waiting
+LG_EVENTS_FLAG = "lg_events"  # the client feature flag that asks for `lg.*` events
 
 
 def encode_preview(image_format: str, image: bytes) -> bytes:
@@ -60,6 +61,13 @@ class Client:
     @property
     def wants_preview_metadata(self) -> bool:
         return bool(self.feature_flags.get("supports_preview_metadata"))
+
+    @property
+    def wants_lg_events(self) -> bool:
+        """Our own `lg.*` events go only to clients that ask for them in their first
+        `feature_flags` message (`"lg_events": true`): other clients such as the official
+        ComfyUI frontend log every event type they do not know."""
+        return bool(self.feature_flags.get(LG_EVENTS_FLAG))
 
 
 class WebSocketHub:
@@ -138,11 +146,14 @@ class WebSocketHub:
         client.outbox.put_nowait(message)
 
     def send(self, event: str, data: dict[str, Any], sid: str | None) -> None:
-        """A text event to every socket of client `sid`, or to everyone when sid is None."""
+        """A text event to every socket of client `sid`, or to everyone when sid is None;
+        `lg.*` events only to sockets that asked for them."""
         text = dumps({"type": event, "data": data}, separators=(",", ":"))
         targets = self._all() if sid is None else list(self.clients.get(sid, ()))
+        ours = event.startswith("lg.")
         for client in targets:
-            self._enqueue(client, text)
+            if not ours or client.wants_lg_events:
+                self._enqueue(client, text)
 
     def send_preview(self, sid: str | None, prompt_id: str, node_id: str, image_format: str,
                      image: bytes) -> None:

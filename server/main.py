@@ -45,8 +45,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                             "refuses unknown names; IP addresses and localhost always work)")
     group.add_argument("--max-upload-size", type=float, default=100.0, metavar="MB",
                        help="largest accepted upload in megabytes (default 100)")
-    group.add_argument("--web-root", default=None, metavar="DIR",
-                       help="serve the editor from DIR instead of web/dist")
+    group.add_argument("--web-root", "--front-end-root", dest="web_root", default=None,
+                       metavar="DIR",
+                       help="serve the editor from DIR instead of web/dist, e.g. the official "
+                            "ComfyUI frontend (pip install comfyui-frontend-package; its "
+                            "comfyui_frontend_package/static folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:

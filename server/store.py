@@ -243,6 +243,30 @@ class JobStore:
                                     (limit,)).fetchall()
         return (self._row_to_job(row) for row in rows)
 
+    def finished_page(self, states: tuple[str, ...], limit: int, offset: int = 0,
+                      by_duration: bool = False, newest_first: bool = True,
+                      workflow_id: str | None = None) -> tuple[list[StoredJob], int]:
+        """Finished jobs in `states`, one page of them plus the total (for GET /jobs).
+
+        Ordered by queue time, or by run time (`by_duration`); `workflow_id` keeps the jobs
+        whose editor workflow (extra_pnginfo.workflow.id) has that id."""
+        if not states:
+            return [], 0
+        where = f"state IN ({','.join('?' * len(states))}) AND history_seq IS NOT NULL"
+        params: list[Any] = list(states)
+        if workflow_id is not None:
+            where += " AND json_extract(extra_data, '$.extra_pnginfo.workflow.id') = ?"
+            params.append(workflow_id)
+        key = "COALESCE(finished - started, 0)" if by_duration else "created"
+        direction = "DESC" if newest_first else "ASC"
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}",
+                                     params).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE {where} ORDER BY {key} {direction}, seq {direction} "
+                "LIMIT ? OFFSET ?", (*params, max(0, limit), max(0, offset))).fetchall()
+        return [self._row_to_job(row) for row in rows], int(total)
+
     def delete_history(self, prompt_ids: list[str]) -> None:
         with self._transaction() as db:
             db.executemany("DELETE FROM jobs WHERE prompt_id=? AND history_seq IS NOT NULL",

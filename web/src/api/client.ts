@@ -243,7 +243,7 @@ export class ApiClient extends EventTarget {
     ws.binaryType = "arraybuffer";
     this.socket = ws;
     ws.addEventListener("open", () => {
-      ws.send(JSON.stringify({ type: "feature_flags", data: { supports_preview_metadata: true } }));
+      ws.send(JSON.stringify({ type: "feature_flags", data: { supports_preview_metadata: true, lg_events: true } }));
       this.connected = true;
       this.dispatchEvent(new CustomEvent("connection", { detail: true }));
     });
