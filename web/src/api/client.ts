@@ -3,6 +3,7 @@
  * /ws websocket, with typed results and structured errors.
  */
 import type { ObjectInfo } from "../model/nodedefs";
+import type { JobLg } from "../model/jobInfo";
 import type { ApiPrompt } from "../model/prompt";
 
 export interface ApiErrorBody {
@@ -52,6 +53,8 @@ export interface HistoryEntry {
   prompt: QueueItem;
   outputs: Record<string, { images?: ImageRef[]; [k: string]: unknown }>;
   status?: { status_str?: string; completed?: boolean; messages?: Array<[string, Record<string, unknown>]> };
+  /** Our extra block: state, run report and timings (server/API.md). */
+  lg?: JobLg;
 }
 
 export type History = Record<string, HistoryEntry>;

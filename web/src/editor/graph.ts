@@ -8,6 +8,7 @@ import { LGraph, LGraphCanvas, LGraphGroup, LiteGraph, type LGraphNode } from "@
 import { applyOps, CommandLog, diffDocs, type Op } from "../model/commands";
 import type { NodeDefs } from "../model/nodedefs";
 import { NOTE_TYPE, REROUTE_TYPE } from "../model/prompt";
+import { badgeText, badgeTooltip } from "../model/runReport";
 import { isSeedControl } from "../model/seed";
 import {
   cloneDoc,
@@ -499,6 +500,7 @@ export class GraphEditor {
       n.lgRuntime.running = false;
       n.lgRuntime.progress = undefined;
       n.lgRuntime.cached = false;
+      n.lgRuntime.report = undefined;
       n.lgRuntime.error = undefined;
       n.lgRuntime.inputErrors.clear();
     }
@@ -588,6 +590,14 @@ export class GraphEditor {
     const check = () => this.scheduleCheck();
     // litegraph captures the pointer while dragging; listen on the document in the capture phase.
     document.addEventListener("pointerup", check, true);
+    // The run badge's explanation, as the canvas's tooltip while the pointer is over its node.
+    el.addEventListener("pointermove", () => {
+      const [x, y] = canvas.graph_mouse;
+      const node = this.graph.getNodeOnPos(x, y) as LgNode | null;
+      const report = node?.lgRuntime?.report;
+      const tip = report ? `${node!.title}: ${badgeTooltip(report)}` : "";
+      if (el.title !== tip) el.title = tip;
+    });
     el.addEventListener("wheel", () => this.scheduleCheck(300), { passive: true });
     document.addEventListener("keyup", (e) => {
       if (e.target === document.body || e.target === el) check();
@@ -685,15 +695,16 @@ function drawRunState(node: LgNode, ctx: CanvasRenderingContext2D, lowQuality: b
     ctx.fillStyle = THEME.running;
     ctx.fillRect(0, -3, w * Math.min(1, rt.progress), 3);
   }
-  if (rt.cached && !lowQuality) {
+  const badge = rt.report ? badgeText(rt.report) : rt.cached ? "cached" : null;
+  if (badge && !lowQuality) {
+    const ran = rt.report?.state === "ran";
     ctx.font = "11px sans-serif";
-    const label = "cached";
-    const tw = ctx.measureText(label).width + 12;
-    ctx.fillStyle = "rgba(138,145,160,0.25)";
+    const tw = ctx.measureText(badge).width + 12;
+    ctx.fillStyle = ran ? "rgba(90,160,255,0.28)" : "rgba(138,145,160,0.25)";
     roundRect(ctx, w - tw - 8, -titleH + 7, tw, 16, 8);
     ctx.fill();
-    ctx.fillStyle = "#c9ced8";
-    ctx.fillText(label, w - tw - 2, -titleH + 19);
+    ctx.fillStyle = ran ? "#cfe2ff" : "#c9ced8";
+    ctx.fillText(badge, w - tw - 2, -titleH + 19);
   }
   if (!lowQuality && !node.flags.collapsed) {
     // The messages themselves are listed in the error box below the node.

@@ -9,6 +9,7 @@ import type { InputDef, NodeDef } from "../model/nodedefs";
 import { NOTE_TYPE, REROUTE_TYPE } from "../model/prompt";
 import { DEFAULT_SEED_CONTROL } from "../model/seed";
 import { type NodeDoc, SEED_CONTROLS } from "../model/workflow";
+import type { NodeReport } from "../model/runReport";
 import { THEME } from "./theme";
 
 /** Transient per-node run state drawn on the canvas (never saved). */
@@ -16,6 +17,8 @@ export interface NodeRuntime {
   progress?: number;
   running?: boolean;
   cached?: boolean;
+  /** Why the node ran or was cached in the last run (lg.node_report). */
+  report?: NodeReport;
   error?: string;
   inputErrors: Map<string, string>;
   images: HTMLImageElement[];

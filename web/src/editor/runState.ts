@@ -137,6 +137,15 @@ export class RunState {
         if (this.isActivePrompt(pid)) this.editor.clearRunState();
         void this.host.queuePanel.refresh();
         break;
+      case "lg.node_report":
+        if (this.isActivePrompt(pid)) {
+          const n = this.editor.nodeById(String(d.node));
+          if (n) {
+            n.lgRuntime.report = { state: String(d.state), reason: String(d.reason ?? "") };
+            this.editor.redraw();
+          }
+        }
+        break;
       case "execution_cached":
         if (this.isActivePrompt(pid)) {
           for (const id of (d.nodes as string[]) ?? []) {

@@ -1,7 +1,10 @@
 /** Queue panel: the running job with its progress, pending jobs (cancel, reorder) and history. */
 import type { ApiClient, History, HistoryEntry, ImageRef, QueueItem, QueueState } from "../api/client";
 import type { ApiPrompt } from "../model/prompt";
+import { jobMeta, jobState } from "../model/jobInfo";
+import { summarize } from "../model/runReport";
 import { clear, h, toast } from "./dom";
+import { openImageViewer } from "./imageViewer";
 
 export interface QueueActions {
   loadFromHistory(entry: HistoryEntry, promptId: string): void;
@@ -142,7 +145,7 @@ export class QueuePanel {
   }
 
   private historyRow(promptId: string, entry: HistoryEntry): HTMLElement {
-    const status = entry.status?.status_str ?? (entry.status?.completed ? "success" : "unknown");
+    const status = jobState(entry.lg, entry.status);
     const images: ImageRef[] = [];
     for (const out of Object.values(entry.outputs ?? {})) for (const img of out.images ?? []) images.push(img);
     const load = h("button", { class: "btn btn-small", title: "Open this run's workflow in a new tab" }, "Load workflow");
@@ -153,15 +156,18 @@ export class QueuePanel {
       void this.refresh();
     });
     const seeds = usedSeeds(entry.prompt?.[2]);
+    const shown = images.map((img) => ({ url: this.api.viewUrl(img), filename: img.filename }));
     const thumbs = h(
       "div",
       { class: "thumbs" },
-      ...images.slice(0, 8).map((img) => {
-        const url = this.api.viewUrl(img);
-        const a = h("a", { href: url, target: "_blank", title: img.filename }, h("img", { src: url, loading: "lazy", alt: img.filename }));
-        return a;
+      ...shown.slice(0, 8).map((img, i) => {
+        const b = h("button", { class: "thumb", title: img.filename }, h("img", { src: img.url, loading: "lazy", alt: img.filename }));
+        b.addEventListener("click", () => openImageViewer(shown, i));
+        return b;
       }),
     );
+    const meta = [...jobMeta(entry.prompt?.[0], entry.lg), ...seeds].join(" · ");
+    const report = summarize(entry.lg?.run_report);
     const error = entry.status?.messages?.find((m) => m[0] === "execution_error")?.[1];
     return h(
       "div",
@@ -173,8 +179,10 @@ export class QueuePanel {
         h("span", { class: `status-pill ${status}` }, status),
         del,
       ),
-      h("div", { class: "job-meta" }, seeds.length ? seeds.join(", ") : `#${entry.prompt?.[0] ?? ""}`),
+      h("div", { class: "job-meta" }, meta),
+      report ? h("div", { class: "job-report", title: "Why nodes ran or were cached" }, report) : null,
       error ? h("div", { class: "job-error" }, String(error.exception_message ?? "error")) : null,
+      !error && status !== "success" && entry.lg?.reason ? h("div", { class: "job-reason" }, entry.lg.reason) : null,
       images.length ? thumbs : null,
       h("div", { class: "job-foot" }, load),
     );
