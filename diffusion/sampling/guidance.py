@@ -337,7 +337,8 @@ class CFGDenoiser:
     def _key(self, chunk: CondChunk) -> tuple:
         area = chunk.area[:2] if chunk.area else None
         y = None if chunk.y is None else tuple(chunk.y.shape[1:])
-        return (area, chunk.context.shape[2], y, chunk.concat is not None, id(chunk.control))
+        return (area, chunk.context.shape[2], y, chunk.concat is not None, id(chunk.control),
+                id(chunk.options.get("gligen")))
 
     def _take_group(self, pending: list, batch: int) -> tuple[list, list]:
         """The first pending entry plus every compatible one that fits the batch limit."""
@@ -397,6 +398,12 @@ class CFGDenoiser:
         transformer_options.update(
             cond_or_uncond=cond_or_uncond, uuids=[c.uuid for _, c in group], sigmas=sigma
         )
+        gligen = group[0][1].options.get("gligen")
+        if gligen is not None and gligen[0] == "position":  # GLIGEN boxes (diffusion.gligen.Gligen)
+            patches = dict(transformer_options.get("patches") or {})
+            patch = gligen[1].set_position(x_in.shape, gligen[2], x_in.device)
+            patches["middle_patch"] = [*patches.get("middle_patch", ()), patch]
+            transformer_options["patches"] = patches
         c: dict[str, Any] = {"c_crossattn": context, "control": control, "transformer_options": transformer_options}
         if y is not None:
             c["y"] = y

@@ -23,14 +23,6 @@ from tools.make_tiny_clip_vision import write_tiny_clip_vision
 from tools.make_tiny_unclip_checkpoint import EMBED, write_tiny_unclip_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def manager():
     return ModelManager("cpu")
