@@ -47,6 +47,11 @@ def _torchvision_missing(*_args: Any, **_kwargs: Any) -> Any:
     )
 
 
+def _torchvision_importable() -> bool:
+    """A torchvision is installed, or one is already imported (whatever ``import`` would return)."""
+    return "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is not None
+
+
 def _import_spandrel() -> types.ModuleType:
     """Import spandrel even where torchvision is absent.
 
@@ -55,7 +60,7 @@ def _import_spandrel() -> types.ModuleType:
     at run time. Without torchvision we lend stand-ins that raise a clear error when called, only
     for the duration of the import, so ``import torchvision`` elsewhere still fails as it should.
     """
-    if "spandrel" in sys.modules or importlib.util.find_spec("torchvision") is not None:
+    if "spandrel" in sys.modules or _torchvision_importable():
         return importlib.import_module("spandrel")
     functional = types.ModuleType("torchvision.transforms.functional")
     functional.rotate = functional.normalize = _torchvision_missing  # type: ignore[attr-defined]
@@ -121,7 +126,7 @@ def upscale_model_from_state_dict(
             f"{name or 'the file'} is a {descriptor.architecture.name} model that needs a mask; "
             "an upscale model must be a single-image model"
         )
-    if descriptor.architecture.id in _TORCHVISION_ARCHES and importlib.util.find_spec("torchvision") is None:
+    if descriptor.architecture.id in _TORCHVISION_ARCHES and not _torchvision_importable():
         _torchvision_missing()
     descriptor.eval()
     dtype = manager.unet_dtype()

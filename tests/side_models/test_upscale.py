@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from diffusion.upscale import UpscaleModelError, load_upscale_model, upscale_ima
 from tools.make_tiny_upscale_model import write_tiny_esrgan
 
 WORKFLOWS = Path(__file__).parent / "workflows"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,12 @@ def test_a_released_layout_file_is_detected_as_esrgan_x4_in_both_containers(mode
     assert (from_safetensors.architecture, from_safetensors.scale) == ("ESRGAN", 2)
 
 
-def test_loading_spandrel_leaves_no_torchvision_stand_in_behind(model):
-    assert "torchvision" not in sys.modules or hasattr(sys.modules["torchvision"], "__file__")
+def test_loading_spandrel_leaves_no_torchvision_stand_in_behind():
+    code = ("import sys; from diffusion.upscale import _import_spandrel; had = 'torchvision' in sys.modules; "
+            "_import_spandrel(); print(had, 'torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    had, has = out.stdout.split()
+    assert has == had  # a fresh process without torchvision has none afterwards either
 
 
 def test_tiled_result_equals_the_whole_image_away_from_seams(model):
