@@ -62,6 +62,7 @@ def create_runtime(settings: Settings | None = None, *, load_custom_nodes: bool 
                         settings=settings.node_settings())
     set_default_services(services)
     registry = NodeRegistry()
+    services.registry = registry
     custom_packs: dict[str, dict[str, Any]] = {}
     with using_services(services):
         import nodes as builtin_nodes

@@ -7,18 +7,22 @@ Called only from the composition root (app.bootstrap), never at import time.
 
 from __future__ import annotations
 
+import builtins
+import contextvars
 import hashlib
 import importlib
 import importlib.util
 import logging
 import pkgutil
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from engine import pip_guard
 from engine.errors import PathEscapeError
 from engine.paths import contained_path
 from engine.registry import NodeRegistry
@@ -90,6 +94,52 @@ def _import_pack(entry: Path) -> ModuleType:
     return module
 
 
+DEFAULT_IMPORT_TIMEOUT = 30.0  # seconds one pack may spend importing before it is marked failed
+
+
+class PackImportTimeout(Exception):
+    """A pack's import did not finish in time (its thread keeps running; Python cannot stop it)."""
+
+
+def _import_pack_isolated(entry: Path, timeout: float) -> ModuleType:
+    """Import a pack on a daemon thread (same context) and wait at most `timeout` seconds.
+
+    Any exception, SystemExit included, is re-raised here; a hang raises PackImportTimeout and
+    start-up goes on while the thread stays blocked in the pack's code.
+    """
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome["module"] = context.run(_import_pack, entry)
+        except BaseException as exc:  # handed to the loading thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"import {entry.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise PackImportTimeout(f"import did not finish within {timeout:g} s; marked failed "
+                                "(the pack's import keeps running in the background)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["module"]
+
+
+def _restore_builtins(snapshot: dict[str, Any]) -> list[str]:
+    """Undo changes a pack made to the builtins module; returns the names it touched."""
+    current = vars(builtins)
+    changed = sorted(name for name in set(snapshot) | set(current)
+                     if name not in snapshot or name not in current or current[name] is not snapshot[name])
+    for name in changed:
+        if name in snapshot:
+            current[name] = snapshot[name]
+        else:
+            del current[name]
+    return changed
+
+
 def enable_comfyui_compat() -> Path:
     """Make `import folder_paths`, `import comfy.utils`, ... resolve to compat/comfyui.
 
@@ -116,14 +166,17 @@ def _compat_hint(exc: BaseException) -> str:
     return ""
 
 
-def load_custom_node_packs(registry: NodeRegistry, directory: Path, *,
-                           comfyui_compat: bool = True) -> dict[str, dict[str, Any]]:
+def load_custom_node_packs(registry: NodeRegistry, directory: Path, *, comfyui_compat: bool = True,
+                           import_timeout: float = DEFAULT_IMPORT_TIMEOUT) -> dict[str, dict[str, Any]]:
     """Load every pack in `directory` (ComfyUI layout); returns a per-pack summary.
 
     A pack is a package directory or a single .py file exporting NODE_CLASS_MAPPINGS (and
     optionally NODE_DISPLAY_NAME_MAPPINGS and WEB_DIRECTORY). Names ending in `.disabled`
     are skipped. Packs load in name order, so results never depend on the filesystem.
     With `comfyui_compat` (default) the ComfyUI module adapters become importable first.
+    Each import is isolated as far as a shared process allows: it runs under `import_timeout`,
+    exceptions (SystemExit too) fail only that pack, builtins it replaced are restored, and
+    `pip install` attempts are refused (engine.pip_guard); each is reported as a problem.
     """
     summary: dict[str, dict[str, Any]] = {}
     if not directory.is_dir():
@@ -131,18 +184,33 @@ def load_custom_node_packs(registry: NodeRegistry, directory: Path, *,
     entries = _pack_entries(directory)
     if comfyui_compat and entries:
         enable_comfyui_compat()
+    if entries:
+        pip_guard.install()
     for entry in entries:
         pack = entry.stem if entry.is_file() else entry.name
         source = f"custom_nodes/{entry.name}"
         started = time.perf_counter()
         problems_before = len(registry.problems)
+        log.info("loading pack %s (%s)", pack, entry)
+        snapshot = dict(vars(builtins))
+        refused: list[str] = []
+        token = pip_guard.refusals.set(refused)
         try:
-            module = _import_pack(entry)
+            module = _import_pack_isolated(entry, import_timeout)
         except BaseException as exc:  # includes SystemExit from a badly written pack
             if isinstance(exc, KeyboardInterrupt):
                 raise
             registry.report_problem(source, f"import failed: {type(exc).__name__}: {exc}{_compat_hint(exc)}",
-                                    traceback.format_exc())
+                                    "".join(traceback.format_exception(exc)))
+            module = None
+        finally:
+            pip_guard.refusals.reset(token)
+            touched = _restore_builtins(snapshot)
+        if touched:
+            registry.report_problem(source, f"pack changed Python builtins {', '.join(touched)}; restored")
+        if refused:
+            registry.report_problem(source, f"pip install at run time refused: {'; '.join(refused)}")
+        if module is None:
             summary[pack] = {"ok": False, "nodes": [], "seconds": time.perf_counter() - started}
             continue
         mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)

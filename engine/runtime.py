@@ -25,6 +25,9 @@ class Services:
     paths: "FolderPaths"
     model_manager: Any = None  # a diffusion.memory.ModelManager
     settings: dict[str, Any] = field(default_factory=dict)  # preview_method, disable_metadata, ...
+    registry: Any = None  # the runtime's engine.registry.NodeRegistry (ComfyUI's nodes.NODE_CLASS_MAPPINGS)
+    # Per-runtime objects of the ComfyUI adapters in compat/ (e.g. the PromptServer instance).
+    compat: dict[str, Any] = field(default_factory=dict)
 
 
 class NodeContext:

@@ -18,7 +18,7 @@ from aiohttp import web
 from server.context import CONTEXT, EngineRuntime, ServerConfig, ServerContext
 from server.hub import WebSocketHub
 from server.jobs import JobQueue
-from server.routes import files, frontend, info, jobs, queue, static, userdata, ws
+from server.routes import files, frontend, info, jobs, packs, queue, static, userdata, ws
 from server.security import (LOOPBACK_NAMES, SecurityPolicy, error_middleware,
                              security_headers_middleware, security_middleware)
 from server.store import JobStore
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "latentgraph-queue.sqlite3"
 API_ROUTES = (*queue.ROUTES, *jobs.ROUTES, *info.ROUTES, *frontend.ROUTES, *files.ROUTES,
-              *userdata.ROUTES, *ws.ROUTES)
+              *userdata.ROUTES, *ws.ROUTES, *packs.ROUTES)
 
 
 def free_memory_function(runtime: EngineRuntime) -> Callable[[bool, bool], None]:
@@ -74,10 +74,24 @@ def build_app(runtime: EngineRuntime, config: ServerConfig) -> web.Application:
         app.router.add_route(method, "/api" + path, handler)
     for method, path, handler in static.STATIC_ROUTES:
         app.router.add_route(method, path, handler)
+    _attach_pack_server(runtime, app, hub)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
     return app
+
+
+def _attach_pack_server(runtime: EngineRuntime, app: web.Application, hub: WebSocketHub) -> None:
+    """Routes that node packs added through `PromptServer.instance.routes` (same guards as ours),
+    and their `send_sync` messages through our hub."""
+    pack_server = runtime.services.compat.get("prompt_server")
+    if pack_server is None:
+        return
+    pack_server.bind(lambda event, data, sid: hub.post(hub.send, event, data, sid))
+    try:
+        app.router.add_routes(pack_server.routes)
+    except (RuntimeError, ValueError) as exc:  # e.g. a pack route clashing with one of ours
+        log.error("routes added by node packs were not installed: %s", exc)
 
 
 async def _start(app: web.Application) -> None:

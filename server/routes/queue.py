@@ -55,6 +55,9 @@ async def _queue_prompt(ctx: ServerContext, body: dict[str, Any],
     """Validate and queue one prompt request body (POST /prompt, retry)."""
     if "prompt" not in body or body["prompt"] is None:
         return _prompt_error("no_prompt", "No prompt provided", "No prompt provided")
+    pack_server = ctx.runtime.services.compat.get("prompt_server")  # packs' on_prompt handlers
+    if pack_server is not None:
+        body = pack_server.trigger_on_prompt(body)
     prompt = body["prompt"]
     if not isinstance(prompt, dict) or not prompt:
         return _prompt_error("invalid_prompt", "Invalid prompt: 'prompt' must be a non-empty "

@@ -188,14 +188,14 @@ def test_packs_do_not_import_without_the_compat_layer(tmp_path, monkeypatch):
 def test_missing_comfyui_pieces_are_reported_with_a_pointer(tmp_path):
     packs = tmp_path / "custom_nodes"
     packs.mkdir()
-    (packs / "needs_server.py").write_text("from server import PromptServer\nNODE_CLASS_MAPPINGS = {}\n")
-    (packs / "needs_sd.py").write_text("import comfy.sd\nNODE_CLASS_MAPPINGS = {}\n")
+    (packs / "needs_server.py").write_text("from nodes import NotACoreNode\nNODE_CLASS_MAPPINGS = {}\n")
+    (packs / "needs_sd.py").write_text("import comfy.not_a_comfy_module\nNODE_CLASS_MAPPINGS = {}\n")
     (packs / "needs_other.py").write_text("import not_a_module_anywhere\nNODE_CLASS_MAPPINGS = {}\n")
     registry = NodeRegistry()
     load_custom_node_packs(registry, packs)
     problems = {p.source: p.message for p in registry.problems}
-    assert "PromptServer" in problems["custom_nodes/needs_server.py"]
-    assert "comfy.sd" in problems["custom_nodes/needs_sd.py"]
+    assert "NotACoreNode" in problems["custom_nodes/needs_server.py"]
+    assert "comfy.not_a_comfy_module" in problems["custom_nodes/needs_sd.py"]
     for source in ("custom_nodes/needs_server.py", "custom_nodes/needs_sd.py"):
         assert "Latentgraph does not provide" in problems[source]
     assert "Latentgraph does not provide" not in problems["custom_nodes/needs_other.py"]

@@ -317,8 +317,9 @@ def test_execution_blocker_and_sampler_names_are_ours(shims):
     from engine.blocker import ExecutionBlocker
 
     assert shims["graph_utils"].ExecutionBlocker is ExecutionBlocker
-    assert shims["samplers"].KSampler.SAMPLERS == SAMPLER_NAMES
-    assert shims["samplers"].KSampler.SCHEDULERS == SCHEDULER_NAMES
+    assert shims["samplers"].KSampler.SAMPLERS == list(SAMPLER_NAMES)
+    assert shims["samplers"].KSampler.SCHEDULERS == list(SCHEDULER_NAMES)
+    assert isinstance(shims["samplers"].KSampler.SCHEDULERS, list)  # packs extend it with `+ [...]`
     from diffusion.sampling.guiders import CFGGuider
 
     assert shims["samplers"].CFGGuider is CFGGuider

@@ -15,16 +15,17 @@ from typing import Any
 from diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES, Sampler
 from diffusion.sampling.guiders import CFGGuider
 
-__all__ = ["CFGGuider", "KSAMPLER_NAMES", "KSampler", "ksampler", "sampler_object"]
+__all__ = ["CFGGuider", "KSAMPLER_NAMES", "SAMPLER_NAMES", "SCHEDULER_NAMES", "KSampler", "ksampler", "sampler_object"]
 
-KSAMPLER_NAMES: tuple[str, ...] = SAMPLER_NAMES
+# Lists, as in ComfyUI: packs build their combos with `KSampler.SCHEDULERS + ["their_own"]`.
+KSAMPLER_NAMES: list[str] = list(SAMPLER_NAMES)
 
 
 class KSampler:
     """Only the name tables; instantiate our nodes or diffusion.sampling to sample."""
 
-    SAMPLERS: tuple[str, ...] = SAMPLER_NAMES
-    SCHEDULERS: tuple[str, ...] = SCHEDULER_NAMES
+    SAMPLERS: list[str] = list(SAMPLER_NAMES)
+    SCHEDULERS: list[str] = list(SCHEDULER_NAMES)
 
 
 def sampler_object(name: str) -> Sampler:

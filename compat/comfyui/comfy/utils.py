@@ -235,3 +235,11 @@ def load_torch_file(ckpt: str | Path, safe_load: bool = False, device: Any = Non
                                   "safety; convert it to .safetensors with a trusted tool") from exc
         state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
     return (state, metadata) if return_metadata else state
+
+
+def save_torch_file(sd: dict[str, torch.Tensor], ckpt: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write a state dict as .safetensors, atomically (ComfyUI always writes safetensors here)."""
+    from diffusion.checkpoint.export import safetensors_file_bytes
+    from engine.imagefiles import write_file_atomically
+
+    write_file_atomically(Path(ckpt), safetensors_file_bytes(sd, metadata or {}))
