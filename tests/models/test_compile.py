@@ -46,7 +46,7 @@ def test_manager_takes_the_compile_flag_from_the_settings():
     assert not ModelManager.from_settings(Settings()).compile_unet
 
 
-def _small_sd1_handle(manager):
+def _small_sd1_handle(manager, dtype=torch.float32):
     """A two-level SD1-style UNet (one ResBlock and transformer per level): every kind of block,
     a fraction of the tiny checkpoint's graph, so inductor compiles it in a bearable time here."""
     from dataclasses import replace
@@ -59,7 +59,8 @@ def _small_sd1_handle(manager):
 
     config = replace(tiny_unet_config("sd1"), channel_mult=(1, 2), num_res_blocks=1, transformer_depth=(1, 1),
                      transformer_depth_output=(1, 1, 1, 1))
-    return ModelHandle(random_weights(build_meta_unet(config), seed=7), manager, "sd1", SD15, SamplingConfig())
+    unet = random_weights(build_meta_unet(config), seed=7, dtype=dtype)
+    return ModelHandle(unet, manager, "sd1", SD15, SamplingConfig())
 
 
 @pytest.mark.slow
@@ -111,3 +112,34 @@ def test_calls_with_python_hooks_inside_the_network_run_eagerly(tiny_checkpoint)
         reference = unet(x, t, context, None, None, {"patches": {"input_block_patch": [lambda h, o: h]}})
     torch.testing.assert_close(out, reference)
     assert seen and runner._compiled == {}  # nothing was compiled for it
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graph replay needs a CUDA device")
+@pytest.mark.timeout(1200)
+def test_cuda_graph_replay_follows_weight_patches_and_restores(monkeypatch, tmp_path):
+    """On a GPU the compiled step is a replayed CUDA graph that recorded parameter addresses:
+    a patch swapping parameter tensors must still show in the output, and so must restoring."""
+    monkeypatch.setenv(compiled.CACHE_ENV, str(tmp_path / "inductor"))
+    torch._dynamo.reset()
+    model = _small_sd1_handle(ModelManager("cuda", compile_unet=True), torch.float16)
+    unet = model.prepare()
+    x, t, context = (v.cuda() for v in _inputs())
+    calls = [model.apply_model(x, t, context) for _ in range(3)]  # compile, record, replay
+    assert model.shared_network.compiled._compiled.keys() == {True}  # the CUDA graph path ran
+    with torch.no_grad():
+        eager = unet(x.half(), t, context.half()).float()
+    for out in calls:
+        torch.testing.assert_close(out, eager, rtol=2e-2, atol=2e-2)
+
+    patched = model.clone()
+    key = "diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"
+    weight = dict(unet.named_parameters())[key.removeprefix("diffusion_model.")]
+    delta = torch.randn(weight.shape, generator=torch.Generator().manual_seed(5))
+    assert patched.add_patches({key: (delta,)}, 0.5) == [key]
+    out_patched = [patched.apply_model(x, t, context) for _ in range(2)]
+    with torch.no_grad():
+        eager_patched = unet(x.half(), t, context.half()).float()
+    assert not torch.allclose(eager_patched, eager, atol=1e-2)
+    for out in out_patched:
+        torch.testing.assert_close(out, eager_patched, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(model.apply_model(x, t, context), eager, rtol=2e-2, atol=2e-2)
