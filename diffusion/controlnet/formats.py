@@ -19,7 +19,7 @@ from diffusion.checkpoint.diffusers_unet import diffusers_unet_to_ldm
 from diffusion.checkpoint.errors import CheckpointError
 from diffusion.controlnet.network import ControlNetConfig
 
-Kind = Literal["controlnet", "controlnet-diffusers", "t2i-adapter"]
+Kind = Literal["controlnet", "controlnet-diffusers", "control-lora", "t2i-adapter"]
 
 CONTROL_PREFIX = "control_model."
 LDM_PROBE = "zero_convs.0.0.weight"
@@ -43,7 +43,7 @@ class ControlNetError(CheckpointError):
 def classify(state_dict: dict[str, torch.Tensor]) -> Kind:
     """The kind of control file; unsupported variants raise a ControlNetError naming them."""
     if "lora_controlnet" in state_dict:
-        raise ControlNetError("Control-LoRA files (a low-rank delta on the base UNet) are not supported yet")
+        return "control-lora"
     if any(key.startswith("control_add_embedding.") for key in state_dict):
         raise ControlNetError("Union ControlNets (several control types in one file) are not supported yet")
     if DIFFUSERS_PROBE in state_dict:

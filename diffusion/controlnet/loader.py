@@ -40,6 +40,10 @@ def load_controlnet_state_dict(state_dict: dict[str, torch.Tensor], manager: Mod
                                model: Any | None = None, arch: dict[str, Any] | None = None) -> ControlBase:
     arch = arch or {}
     kind = classify(state_dict)
+    if kind == "control-lora":
+        from diffusion.controlnet.control_lora import ControlLora
+
+        return ControlLora(state_dict, manager)
     if kind == "t2i-adapter":
         from diffusion.controlnet.t2i import load_t2i_adapter
 

@@ -5,6 +5,8 @@ context and ``y`` widths, head layout in the ``latentgraph.arch`` metadata. Layo
 (``control_model.*``, lllyasviel's .pth/.safetensors), ``bare`` (community files without the
 prefix), ``diffusers`` (``ControlNetModel``, written through diffusers' own converter, so it needs
 the dev dependency diffusers) and ``diff`` (a "difference" file: ControlNet minus the tiny base
+UNet of ``base_seed``), ``control-lora`` (Stability's layout: full hint encoder, zero convs, norms and
+biases; ``.up``/``.down`` rank-4 factors for the other copied UNet weights, against the tiny base
 UNet of ``base_seed``). Variant ``sdxl-small`` has the shallower transformers of the SDXL
 "small/mid" ControlNets.
 
@@ -30,7 +32,8 @@ from diffusion.controlnet.t2i import AdapterConfig, T2IAdapterModel
 from diffusion.models.unet import UNetConfig
 
 VARIANTS = ("sd1", "sd2", "sdxl", "sdxl-small")
-CONTROLNET_LAYOUTS = ("ldm", "bare", "diffusers", "diff")
+CONTROLNET_LAYOUTS = ("ldm", "bare", "diffusers", "diff", "control-lora")
+CONTROL_LORA_RANK = 4
 T2I_LAYOUTS = ("t2i", "t2i-light", "t2i-depth", "t2i-diffusers")
 LAYOUTS = CONTROLNET_LAYOUTS + T2I_LAYOUTS
 TINY_HINT_WIDTHS = (8, 16, 16, 32)
@@ -87,6 +90,8 @@ def tiny_controlnet_state_dict(variant: str, layout: str, seed: int = 0, base_se
             out[CONTROL_PREFIX + key] = tensor - weight if weight is not None and weight.shape == tensor.shape else tensor
         out[DIFFERENCE_KEY] = torch.zeros(0)
         return out
+    if layout == "control-lora":
+        return tiny_control_lora(tensors, base_variant(variant), seed, base_seed)
     raise ValueError(f"unknown ControlNet layout {layout!r}; choose from {', '.join(LAYOUTS)}")
 
 
@@ -163,3 +168,20 @@ def tiny_t2i_state_dict(variant: str, layout: str, seed: int = 0) -> dict[str, t
         else:
             network = T2IAdapterModel(config)
     return {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+
+
+def tiny_control_lora(tensors: dict[str, torch.Tensor], variant: str, seed: int, base_seed: int) -> dict[str, torch.Tensor]:
+    """Control-LoRA tensors: the base UNet's matrices get random low-rank factors, the rest is full."""
+    base, _ = tiny_checkpoint_state_dict(variant, base_seed, include_text=False)
+    generator = torch.Generator().manual_seed(seed + 2)
+    out: dict[str, torch.Tensor] = {"lora_controlnet": torch.zeros(0)}
+    for key, tensor in tensors.items():
+        weight = base.get(UNET_PREFIX + key)
+        if weight is None or weight.shape != tensor.shape or tensor.ndim < 2:
+            out[key] = tensor
+            continue
+        stem = key[: -len(".weight")]
+        tail = (1,) * (tensor.ndim - 2)
+        out[stem + ".up"] = 0.05 * torch.randn((tensor.shape[0], CONTROL_LORA_RANK, *tail), generator=generator)
+        out[stem + ".down"] = 0.05 * torch.randn((CONTROL_LORA_RANK, *tensor.shape[1:]), generator=generator)
+    return out

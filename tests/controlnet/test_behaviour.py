@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from diffusion.checkpoint import load_checkpoint
 from diffusion.controlnet import ControlFamilyError, ControlNetError, load_controlnet
 from diffusion.controlnet.control import broadcast_hint
-from diffusion.controlnet.tiny import tiny_controlnet_state_dict
+from diffusion.controlnet.tiny import tiny_controlnet_ldm, tiny_controlnet_state_dict
 from diffusion.sampling.pipeline import common_ksampler, model_sampling_for
 
 
@@ -108,14 +108,57 @@ def test_cond_and_uncond_rows_share_one_call_with_the_hint_batch_repeated():
 
 
 @pytest.mark.parametrize("marker, message", [
-    ({"lora_controlnet": torch.zeros(0)}, "Control-LoRA"),
     ({"control_add_embedding.linear_1.weight": torch.zeros(1)}, "Union"),
     ({"controlnet_blocks.0.weight": torch.zeros(1)}, "SD3 / Flux"),
     ({"something.else": torch.zeros(1)}, "not a ControlNet"),
 ])
 def test_unsupported_files_are_clear_errors(tmp_path, cpu_manager, marker, message):
     path = tmp_path / "odd.safetensors"
-    save_file({**tiny_controlnet_state_dict("sd1", "diffusers"), **marker} if "lora" in message or "Union" in message
+    save_file({**tiny_controlnet_state_dict("sd1", "diffusers"), **marker} if "Union" in message
               else marker, str(path))
     with pytest.raises(ControlNetError, match=message):
         load_controlnet(path, cpu_manager)
+
+
+def test_a_control_lora_is_the_sampled_unet_plus_its_low_rank_deltas(tiny_checkpoint, cpu_manager):
+    """The network equals a full ControlNet holding W_unet + up·down (and the file's full tensors)."""
+    from diffusion.checkpoint.files import read_state_dict
+    from diffusion.controlnet import load_controlnet_state_dict
+    from diffusion.controlnet.control_lora import ControlLora
+
+    checkpoint = tiny_checkpoint("sdxl", text=False)
+    model = load_checkpoint(checkpoint, cpu_manager, load_clip=False, load_vae=False).model
+    lora_sd = tiny_controlnet_state_dict("sdxl", "control-lora", seed=4)
+    base = read_state_dict(checkpoint)[0]
+    expected = {}
+    for key, tensor in lora_sd.items():
+        if key.endswith(".up"):
+            stem = key[:-3]
+            weight = base["model.diffusion_model." + stem + ".weight"]
+            delta = tensor.flatten(1) @ lora_sd[stem + ".down"].flatten(1)
+            expected["control_model." + stem + ".weight"] = weight + delta.reshape(weight.shape)
+        elif key.endswith((".weight", ".bias")):
+            expected["control_model." + key] = tensor
+    for key, tensor in base.items():  # what the file leaves to the UNet
+        name = "control_model." + key[len("model.diffusion_model."):]
+        if key.startswith("model.diffusion_model.") and name not in expected:
+            expected[name] = tensor
+    arch = {"unet": {"num_head_channels": 8}}
+    wanted = {"control_model." + key for key in tiny_controlnet_ldm("sdxl")}
+    reference = load_controlnet_state_dict({k: v for k, v in expected.items() if k in wanted}, cpu_manager, arch=arch)
+    control_lora = load_controlnet_state_dict(lora_sd, cpu_manager)
+    assert isinstance(control_lora, ControlLora)
+
+    generator = torch.Generator().manual_seed(6)
+    x, context = torch.randn(2, 4, 8, 8, generator=generator), torch.randn(2, 77, 96, generator=generator)
+    y = model.encode_adm({"pooled_output": torch.randn(2, 64, generator=generator)}, 2)
+    hint, t = torch.rand(1, 3, 64, 64, generator=generator), torch.tensor([700.0, 700.0])
+    applied = control_lora.copy().set_cond_hint(hint, 0.9)
+    applied.pre_run(model, model_sampling_for(model).percent_to_sigma)
+    ours = applied.get_control(x, t, context, y=y)
+    theirs = reference.copy().set_cond_hint(hint, 0.9).get_control(x, t, context, y=y)
+    for a, b in zip(ours["output"] + ours["middle"], theirs["output"] + theirs["middle"]):
+        assert torch.allclose(a, b, atol=1e-5)
+    again = control_lora.copy().set_cond_hint(hint, 0.5)
+    again.pre_run(model, model_sampling_for(model).percent_to_sigma)
+    assert again.network is applied.network  # assembled once per model, shared by copies
