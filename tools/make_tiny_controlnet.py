@@ -3,8 +3,8 @@
     python tools/make_tiny_controlnet.py --family sd1 --layout diffusers --out models/controlnet/tiny-sd1.safetensors
 
 ControlNet layouts: ldm (control_model.*), bare, diffusers (needs diffusers), diff (difference to
-the tiny checkpoint of --base-seed), control-lora (low-rank factors against that checkpoint). T2I-Adapter layouts: t2i, t2i-light, t2i-depth (sd1 only)
-and t2i-diffusers (needs diffusers).
+the tiny checkpoint of --base-seed), control-lora (low-rank factors against that checkpoint).
+T2I-Adapter layouts: t2i, t2i-light, t2i-depth (sd1 only) and t2i-diffusers (needs diffusers).
 The same --seed gives the same file.
 """
 
