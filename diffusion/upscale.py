@@ -163,19 +163,8 @@ def upscale_image(
             return descriptor(piece.to(device, dtype))
 
     while True:
-        total = pixels.shape[0] * tile_count(pixels.shape[2], pixels.shape[3], tile, overlap)
-        done = 0
-
-        def step() -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(done, total)
-
         try:
-            upscaled = [
-                tiled_apply(run, sample[None], tile, overlap, 1, model.scale, on_tile=step) for sample in pixels
-            ]
+            upscaled = _run_tiles(run, pixels, tile, overlap, model.scale, progress)
             break
         except Exception as exc:
             if not is_out_of_memory(exc) or tile // 2 < min_tile:
@@ -183,10 +172,30 @@ def upscale_image(
             tile //= 2
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    result = torch.cat(upscaled)
-    if result.shape[1] == 1:  # grey models: IMAGE stays RGB for the nodes downstream
-        result = result.expand(-1, 3, -1, -1)
-    return result.movedim(1, -1).clamp(0.0, 1.0)
+    if upscaled.shape[1] == 1:  # grey models: IMAGE stays RGB for the nodes downstream
+        upscaled = upscaled.expand(-1, 3, -1, -1)
+    return upscaled.movedim(1, -1).clamp(0.0, 1.0)
+
+
+def _run_tiles(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    pixels: torch.Tensor,
+    tile: int,
+    overlap: int,
+    scale: int,
+    progress: Progress | None,
+) -> torch.Tensor:
+    """One pass over every image in tiles of one size, reporting each tile."""
+    total = pixels.shape[0] * tile_count(pixels.shape[2], pixels.shape[3], tile, overlap)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return torch.cat([tiled_apply(run, sample[None], tile, overlap, 1, scale, on_tile=step) for sample in pixels])
 
 
 def _model_input(image: torch.Tensor, channels: int) -> torch.Tensor:

@@ -17,9 +17,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from safetensors.torch import save_file
 
 from diffusion.clip_vision.tiny import TINY, hf_to_open_clip, tiny_hf_state_dict
+from tools.tiny_files import save_safetensors
 
 
 def tiny_arch_metadata(hidden_act: str = "gelu") -> dict[str, str]:
@@ -29,15 +29,10 @@ def tiny_arch_metadata(hidden_act: str = "gelu") -> dict[str, str]:
 
 def write_tiny_clip_vision(path: str | Path, layout: str = "hf", seed: int = 0, hidden_act: str = "gelu",
                            **changes: int) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = tiny_hf_state_dict(seed, hidden_act, **changes)
     if layout == "open_clip":
         state = hf_to_open_clip(state)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=tiny_arch_metadata(hidden_act))
-    tmp.replace(path)
-    return path
+    return save_safetensors(state, path, tiny_arch_metadata(hidden_act))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,12 +19,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from safetensors.torch import save_file
 
 from diffusion.checkpoint.tiny import TINY_CONTEXT, tiny_unet_config
 from diffusion.gligen import GatedSelfAttentionDense, PositionNet
 from diffusion.models.attention import BasicTransformerBlock
 from diffusion.models.unet import UNetModel
+from tools.tiny_files import save_safetensors
 
 PREFIX = "model.diffusion_model."
 HEADS = 8
@@ -57,12 +57,8 @@ def tiny_gligen_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def write_tiny_gligen(path: str | Path, seed: int = 0) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tiny_gligen_state_dict(seed), str(tmp), metadata={"latentgraph.arch": json.dumps({"gligen": {"heads": HEADS}})})
-    tmp.replace(path)
-    return path
+    metadata = {"latentgraph.arch": json.dumps({"gligen": {"heads": HEADS}})}
+    return save_safetensors(tiny_gligen_state_dict(seed), path, metadata)
 
 
 def main(argv: list[str] | None = None) -> int:

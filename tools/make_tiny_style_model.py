@@ -17,7 +17,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from safetensors.torch import save_file
+
+from tools.tiny_files import save_safetensors
 
 TINY_STYLE = {"width": 32, "heads": 4, "layers": 2, "tokens": 4, "context": 32}
 
@@ -46,13 +47,8 @@ def tiny_style_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def write_tiny_style_model(path: str | Path, seed: int = 0) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     metadata = {"latentgraph.arch": json.dumps({"style_model": {"heads": TINY_STYLE["heads"]}})}
-    save_file(tiny_style_state_dict(seed), str(tmp), metadata=metadata)
-    tmp.replace(path)
-    return path
+    return save_safetensors(tiny_style_state_dict(seed), path, metadata)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,12 +20,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from safetensors.torch import save_file
 
 from diffusion.checkpoint.arch import UNET_PREFIX
 from diffusion.checkpoint.tiny import tiny_checkpoint_state_dict, tiny_unet_config
 from diffusion.clip_vision.tiny import TINY, hf_to_open_clip, tiny_hf_state_dict
 from diffusion.models.unet import UNetModel
+from tools.tiny_files import save_safetensors
 
 EMBED = TINY["projection_dim"]
 
@@ -48,13 +48,8 @@ def tiny_unclip_state_dict(seed: int = 0) -> tuple[dict[str, torch.Tensor], dict
 
 
 def write_tiny_unclip_checkpoint(path: str | Path, seed: int = 0) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state, metadata = tiny_unclip_state_dict(seed)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
-    tmp.replace(path)
-    return path
+    return save_safetensors(state, path, metadata)
 
 
 def main(argv: list[str] | None = None) -> int:

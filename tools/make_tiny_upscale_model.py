@@ -19,7 +19,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from safetensors.torch import save_file
+
+from tools.tiny_files import save_safetensors
 
 
 def tiny_esrgan_state_dict(
@@ -51,13 +52,12 @@ def tiny_esrgan_state_dict(
 
 def write_tiny_esrgan(path: str | Path, scale: int = 4, seed: int = 0) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = tiny_esrgan_state_dict(scale=scale, seed=seed)
-    tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".safetensors":
-        save_file(state, str(tmp))
-    else:
-        torch.save({"params_ema": state}, tmp)
+        return save_safetensors(state, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"params_ema": state}, tmp)
     tmp.replace(path)
     return path
 

@@ -14,13 +14,13 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from diffusion.clip_vision.unclip import noise_augmentor_from_checkpoint
 from diffusion.checkpoint.arch import TEXT_PREFIXES, UNET_PREFIX, VAE_PREFIX, Family
 from diffusion.checkpoint.detect import CheckpointInfo, detect, infer_vae_config, sub_state_dict
 from diffusion.checkpoint.diffusers_unet import diffusers_unet_to_ldm, is_diffusers_unet
 from diffusion.checkpoint.diffusers_vae import diffusers_vae_to_ldm, is_diffusers_vae
 from diffusion.checkpoint.errors import CheckpointError
 from diffusion.checkpoint.files import parse_arch_metadata, read_state_dict
+from diffusion.clip_vision.unclip import noise_augmentor_from_checkpoint
 from diffusion.latent_formats import latent_format_for_family
 from diffusion.memory import ModelManager
 from diffusion.models.unet import UNetConfig, UNetModel

@@ -81,7 +81,9 @@ def test_a_file_without_a_vision_tower_is_a_clear_error(manager, tmp_path):
 def diffusers_noised_embeds(embeds, level, noise, mean, std):
     """diffusers' StableUnCLIPImg2ImgPipeline.noise_image_embeddings on its own normaliser and scheduler."""
     from diffusers import DDPMScheduler, StableUnCLIPImg2ImgPipeline
-    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import StableUnCLIPImageNormalizer
+    from diffusers.pipelines.stable_diffusion.stable_unclip_image_normalizer import (
+        StableUnCLIPImageNormalizer,
+    )
 
     normalizer = StableUnCLIPImageNormalizer(embedding_dim=embeds.shape[-1])
     normalizer.load_state_dict({"mean": mean.reshape(1, -1), "std": std.reshape(1, -1)})
