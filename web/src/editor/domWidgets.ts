@@ -4,6 +4,7 @@
  * when the node is off screen, collapsed or drawn in low quality.
  */
 import type { LGraphCanvas } from "@comfyorg/litegraph";
+import { modeOpacity } from "./nodeModes";
 import type { LgNode, LgWidget } from "./nodes";
 
 interface Entry {
@@ -58,6 +59,8 @@ export class DomWidgets {
         style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
         style.width = `${node.size[0] - 30}px`;
         style.height = `${height}px`;
+        const opacity = modeOpacity(node.mode as number);
+        if (style.opacity !== opacity) style.opacity = opacity;
         const value = String(w.value ?? "");
         if (document.activeElement !== entry.el && entry.el.value !== value) entry.el.value = value;
         entry.el.disabled = node.inputs.some((i) => (i as { widget?: { name: string } }).widget?.name === w.name && i.link != null);

@@ -21,6 +21,7 @@ import {
   type WorkflowDoc,
 } from "../model/workflow";
 import { DomWidgets } from "./domWidgets";
+import { installModeRendering } from "./nodeModes";
 import {
   buildPlaceholder,
   type LgNode,
@@ -105,6 +106,7 @@ export class GraphEditor {
     registerNoteClass(this.hooks);
     this.installCanvasHooks();
     this.installMenus();
+    installModeRendering(this.canvas);
   }
 
   // ------------------------------------------------------------------ definitions
