@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from diffusion.sampling import samplers
 from diffusion.sampling.model_sampling import scaled_linear_sigmas
 from diffusion.sampling.schedulers import get_sigmas_karras
-from nodes import custom_sampling as nodes
+from nodes import samplers as nodes
 from tests.sampling.fakes import fake_denoiser
 from tests.support.reference_imports import import_k_diffusion
 

@@ -12,7 +12,7 @@ from scipy import stats
 
 from diffusion.sampling import schedulers
 from diffusion.sampling.model_sampling import scaled_linear_sigmas
-from nodes import custom_sampling as nodes
+from nodes import schedulers as nodes
 from tests.sampling.fakes import FakeModelHandle
 from tests.support.reference_imports import import_k_diffusion
 
