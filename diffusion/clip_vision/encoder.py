@@ -7,6 +7,7 @@ short side is the model's input size then a center crop ("center"), or a squash 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,8 +20,14 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def clip_preprocess(image: torch.Tensor, size: int, crop: bool = True) -> torch.Tensor:
-    """IMAGE ``[B,H,W,C]`` in 0..1 → normalised ``pixel_values`` ``[B,3,size,size]``."""
+def clip_preprocess(
+    image: torch.Tensor,
+    size: int = 224,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+    crop: bool = True,
+) -> torch.Tensor:
+    """IMAGE ``[B,H,W,C]`` in 0..1 → normalised ``pixel_values`` ``[B,3,size,size]`` (ComfyUI's signature)."""
     pixels = image[..., :3].movedim(-1, 1).float()
     height, width = pixels.shape[-2:]
     if (height, width) != (size, size):
@@ -33,9 +40,7 @@ def clip_preprocess(image: torch.Tensor, size: int, crop: bool = True) -> torch.
         top, left = (pixels.shape[-2] - size) // 2, (pixels.shape[-1] - size) // 2
         pixels = pixels[..., top : top + size, left : left + size]
     pixels = (pixels * 255.0).clamp(0, 255).round() / 255.0
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (pixels - mean) / std
+    return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class ClipVisionModel:
         """IMAGE ``[B,H,W,C]`` → hidden states and image embeds (float32, CPU)."""
         self.manager.load(self.model)
         dtype = next(self.model.parameters()).dtype
-        pixels = clip_preprocess(image, self.image_size, crop).to(self.manager.device, dtype)
+        pixels = clip_preprocess(image, self.image_size, crop=crop).to(self.manager.device, dtype)
         with torch.no_grad():
             out = self.model(pixel_values=pixels, output_hidden_states=True)
         return ClipVisionOutput(

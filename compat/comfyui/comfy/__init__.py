@@ -5,6 +5,6 @@ on it (`import comfy` then `comfy.model_management.get_torch_device()`). Importi
 side effects.
 """
 
-from . import cli_args, model_management, sample, samplers, sd, utils
+from . import cli_args, clip_vision, model_management, sample, samplers, sd, utils
 
-__all__ = ["cli_args", "model_management", "sample", "samplers", "sd", "utils"]
+__all__ = ["cli_args", "clip_vision", "model_management", "sample", "samplers", "sd", "utils"]

@@ -29,11 +29,18 @@ def load_checkpoint_guess_config(ckpt_path: str | Path, output_vae: bool = True,
                                  output_model: bool = True, model_options: dict | None = None,
                                  te_model_options: dict | None = None) -> tuple[Any, Any, Any, Any]:
     """(model, clip, vae, clipvision) from a single-file checkpoint; family detected from the file.
-    `clipvision` is always None (unCLIP checkpoints load through unCLIPCheckpointLoader)."""
+    `clipvision` is the CLIP vision tower an unCLIP checkpoint carries when asked for (else None)."""
     from diffusion.checkpoint.loader import load_checkpoint
+    from diffusion.clip_vision.loader import ClipVisionError, load_clip_vision
 
     loaded = load_checkpoint(ckpt_path, _manager(), load_clip=output_clip, load_vae=output_vae)
-    return (loaded.model if output_model else None, loaded.clip, loaded.vae, None)
+    clip_vision = None
+    if output_clipvision:
+        try:
+            clip_vision = load_clip_vision(ckpt_path, _manager())
+        except ClipVisionError:
+            clip_vision = None
+    return (loaded.model if output_model else None, loaded.clip, loaded.vae, clip_vision)
 
 
 def load_lora_for_models(model: Any, clip: Any, lora: dict, strength_model: float,
