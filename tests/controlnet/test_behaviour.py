@@ -162,3 +162,37 @@ def test_a_control_lora_is_the_sampled_unet_plus_its_low_rank_deltas(tiny_checkp
     again = control_lora.copy().set_cond_hint(hint, 0.5)
     again.pre_run(model, model_sampling_for(model).percent_to_sigma)
     assert again.network is applied.network  # assembled once per model, shared by copies
+
+
+def test_an_area_limited_entry_runs_its_control_on_the_area_with_the_hint_fitted_to_it(sd1, tiny_controlnet,
+                                                                                       cpu_manager):
+    control = load_controlnet(tiny_controlnet("sd1"), cpu_manager)
+    seen = []
+    control.network.register_forward_hook(lambda module, args, out: seen.append((args[0].shape, args[1].shape)))
+    applied = control.copy().set_cond_hint(torch.rand(1, 3, 64, 64), 1.0)
+    positive, negative = _conds()
+    positive = [[positive[0][0], {"control": applied, "area": (4, 6, 2, 1)}]]  # (h, w, y, x) in latent pixels
+    _sample(sd1, positive, negative, steps=1)
+    assert seen == [(torch.Size([1, 4, 4, 6]), torch.Size([1, 3, 32, 48]))]
+
+
+def test_a_shuffle_controlnet_pools_its_residuals(tmp_path, cpu_manager):
+    from diffusion.controlnet.tiny import write_tiny_controlnet
+
+    path = write_tiny_controlnet(tmp_path / "cn_shuffle.safetensors", "sd1")
+    control = load_controlnet(path, cpu_manager)
+    assert control.global_average_pooling
+    generator = torch.Generator().manual_seed(9)
+    x, context = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 77, 32, generator=generator)
+    residuals = control.copy().set_cond_hint(torch.rand(1, 3, 64, 64)).get_control(x, torch.tensor([300.0]), context)
+    for residual in residuals["output"]:
+        assert torch.allclose(residual, residual.mean(dim=(2, 3), keepdim=True).expand_as(residual))
+
+
+def test_copies_share_one_network_in_the_cache_accounting(tiny_controlnet, cpu_manager):
+    from engine.sizing import value_nbytes
+
+    control = load_controlnet(tiny_controlnet("sd1"), cpu_manager)
+    one = value_nbytes(control)
+    both = value_nbytes([control, control.copy().set_cond_hint(torch.zeros(1, 3, 8, 8))])
+    assert one > 1_000_000 and both < one + 10_000
