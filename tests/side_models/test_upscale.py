@@ -124,3 +124,17 @@ def test_esrgan_ui_workflow_runs_through_the_cli(tmp_path):
     with Image.open(written[0]) as image:
         assert image.size == (128, 96)
         assert json.loads(image.text["prompt"])["3"]["class_type"] == "ImageUpscaleWithModel"
+
+
+def test_the_node_reports_progress_per_tile_to_the_running_prompt(model, tmp_path):
+    from engine.paths import FolderPaths
+    from engine.runtime import NodeContext, Services, node_context
+    from nodes.upscale import ImageUpscaleWithModel
+
+    reports = []
+    services = Services(paths=FolderPaths(tmp_path), model_manager=model.manager)
+    context = NodeContext("prompt", "3", services, None, lambda value, total, preview: reports.append((value, total)))
+    with node_context(context):
+        (image,) = ImageUpscaleWithModel().upscale(model, torch.rand(1, 600, 40, 3))
+    assert image.shape == (1, 2400, 160, 3)
+    assert reports == [(1, 2), (2, 2)]  # 512-px tiles with 32 px overlap: two down the tall image
