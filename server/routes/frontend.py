@@ -4,6 +4,8 @@ custom node packs, global subgraphs, the model folders on disk and the model bro
 - GET /i18n                     {lang: {...main.json, nodeDefs, commands, settings}} merged from
                                 custom_nodes/*/locales/<lang>/
 - GET /global_subgraphs         {} (we ship no blueprint subgraphs)
+- GET /workflow_templates       {pack: [workflow names]} from custom_nodes/*/example_workflows/
+- GET /workflow_templates/{pack}/{file}  one of those files
 - GET /internal/folder_paths    {folder key: [directories searched]}
 - GET /experiment/models        [{name: folder key, folders: [directories]}]
 - GET /experiment/models/{key}  [{name, pathIndex, modified, created, size}] for every model file
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 LOCALE_EXTRA_FILES = ("nodeDefs", "commands", "settings")
 MAX_LOCALE_FILE = 8 * 1024 * 1024
 HIDDEN_FROM_MODEL_BROWSER = frozenset({"configs"})
+TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")
 
 
 def _ctx(request: web.Request) -> ServerContext:
@@ -84,6 +87,42 @@ async def global_subgraphs(request: web.Request) -> web.Response:
     return json_response({})
 
 
+def pack_workflow_templates(custom_nodes: Path) -> dict[str, list[str]]:
+    """Example workflows packs ship, by pack folder name (ComfyUI's folder names)."""
+    templates: dict[str, list[str]] = {}
+    if not custom_nodes.is_dir():
+        return templates
+    for pack in sorted(p for p in custom_nodes.iterdir() if p.is_dir()):
+        for folder in TEMPLATE_FOLDERS:
+            for file in sorted((pack / folder).glob("*.json")):
+                templates.setdefault(pack.name, []).append(file.stem)
+    return templates
+
+
+async def workflow_templates(request: web.Request) -> web.Response:
+    paths = _ctx(request).paths
+    return json_response(await asyncio.to_thread(pack_workflow_templates,
+                                                 paths.custom_nodes_directory))
+
+
+async def workflow_template_file(request: web.Request) -> web.StreamResponse:
+    """A pack's example workflow; names are contained in the pack's template folder."""
+    from engine.errors import PathEscapeError
+    from engine.paths import contained_path
+
+    root = _ctx(request).paths.custom_nodes_directory
+    for folder in TEMPLATE_FOLDERS:
+        try:
+            path = contained_path(root, request.match_info["pack"], folder,
+                                  request.match_info["file"])
+        except PathEscapeError:
+            break
+        if path.is_file() and path.suffix.lower() == ".json":
+            return web.FileResponse(path, headers={"Content-Type": "application/json"})
+    return json_response({"error": {"type": "not_found", "message": "No such workflow template."}},
+                         status=404)
+
+
 async def folder_paths(request: web.Request) -> web.Response:
     paths = _ctx(request).paths
     return json_response({key: [str(p) for p in paths.get_folder_paths(key)]
@@ -128,6 +167,8 @@ async def model_files(request: web.Request) -> web.Response:
 
 ROUTES = [
     ("GET", "/i18n", i18n), ("GET", "/global_subgraphs", global_subgraphs),
+    ("GET", "/workflow_templates", workflow_templates),
+    ("GET", "/workflow_templates/{pack}/{file:.+}", workflow_template_file),
     ("GET", "/internal/folder_paths", folder_paths),
     ("GET", "/experiment/models", model_folders),
     ("GET", "/experiment/models/{folder}", model_files),

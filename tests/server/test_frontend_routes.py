@@ -201,3 +201,16 @@ def test_lg_events_reach_only_clients_that_ask(server: ServerThread) -> None:
     assert "lg.run_report" in [m["type"] for m in ours.until_done(own)]
     for socket in (plain, ours, twin):
         socket.close()
+
+
+def test_workflow_templates_of_packs(server: ServerThread, base_dir: Path) -> None:
+    assert server.get("/api/workflow_templates").json() == {}
+    examples = base_dir / "custom_nodes" / "pack_t" / "example_workflows"
+    examples.mkdir(parents=True)
+    (examples / "upscale.json").write_text('{"nodes": []}', encoding="utf-8")
+    (examples / "readme.txt").write_text("not a workflow", encoding="utf-8")
+    assert server.get("/api/workflow_templates").json() == {"pack_t": ["upscale"]}
+    served = server.get("/api/workflow_templates/pack_t/upscale.json")
+    assert served.status == 200 and served.json() == {"nodes": []}
+    for bad in ("pack_t/readme.txt", "pack_t/missing.json", "..%2F..%2Fsecret.json"):
+        assert server.get(f"/api/workflow_templates/{bad}").status == 404, bad
