@@ -43,9 +43,16 @@ def build_model_manager(settings: Settings) -> Any:
 
 
 def build_paths(settings: Settings) -> FolderPaths:
-    return FolderPaths(settings.base_directory, output_directory=settings.output_directory,
-                       input_directory=settings.input_directory, temp_directory=settings.temp_directory,
-                       user_directory=settings.user_directory)
+    """The folder layout, with the directories extra_model_paths.yaml files add."""
+    from engine.extra_model_paths import default_configs, load_extra_model_paths
+
+    paths = FolderPaths(settings.base_directory, output_directory=settings.output_directory,
+                        input_directory=settings.input_directory, temp_directory=settings.temp_directory,
+                        user_directory=settings.user_directory)
+    for config in default_configs(settings.base_directory, settings.extra_model_paths_config):
+        added = load_extra_model_paths(paths, config)
+        log.info("%s: %d extra model director%s", config, len(added), "y" if len(added) == 1 else "ies")
+    return paths
 
 
 def create_runtime(settings: Settings | None = None, *, load_custom_nodes: bool | None = None,

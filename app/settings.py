@@ -21,6 +21,7 @@ class Settings:
     input_directory: Path | None = None
     temp_directory: Path | None = None
     user_directory: Path | None = None
+    extra_model_paths_config: tuple[Path, ...] = ()  # besides <base>/extra_model_paths.yaml
     cpu: bool = False
     cache_ram_gb: float | None = None  # None: derived from the RAM free at start-up
     cache_none: bool = False
@@ -42,6 +43,8 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, Path(value).expanduser().resolve())
+        self.extra_model_paths_config = tuple(Path(p).expanduser().resolve()
+                                              for p in self.extra_model_paths_config or ())
         if self.preview_method not in PREVIEW_METHODS:
             raise ValueError(f"preview_method must be one of {PREVIEW_METHODS}, got {self.preview_method!r}")
         if self.cache_ram_gb is not None and self.cache_ram_gb < 0:
@@ -98,6 +101,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     paths.add_argument("--input-directory", type=Path, default=None, help="override input/")
     paths.add_argument("--temp-directory", type=Path, default=None, help="override temp/")
     paths.add_argument("--user-directory", type=Path, default=None, help="override user/")
+    paths.add_argument("--extra-model-paths-config", type=Path, action="append", default=[],
+                       metavar="PATH", dest="extra_model_paths_config",
+                       help="a ComfyUI extra_model_paths.yaml naming more model directories "
+                            "(repeatable; <base>/extra_model_paths.yaml is always read if present)")
     device = parser.add_argument_group("device and memory")
     device.add_argument("--cpu", action="store_true", help="run everything on the CPU")
     device.add_argument("--lowvram", action="store_true", help="keep model weights off the GPU between uses")

@@ -72,6 +72,20 @@ def contained_path(root: str | os.PathLike[str], *user_parts: str) -> Path:
     return candidate
 
 
+def model_file_path(root: str | os.PathLike[str], *user_parts: str) -> Path:
+    """A user-given name under a model folder root, checked by the name alone.
+
+    The name may not escape (`..`, absolute paths, drive letters and NUL are refused), but
+    symlinks are followed wherever they point: a link a user placed inside models/ (or an
+    extra model directory) is theirs to follow, as ComfyUI does. Only model folders use this;
+    input/, output/, temp/ and user/ keep `contained_path`, which also refuses links that leave.
+    """
+    components: list[str] = []
+    for part in user_parts:
+        components.extend(_split_user_part(part))
+    return Path(root).joinpath(*components)
+
+
 def _stays_inside(root: Path, name: str) -> bool:
     try:
         contained_path(root, name)
@@ -111,6 +125,7 @@ class FolderPaths:
         self.user_directory = Path(user_directory or self.base_directory / "user").resolve()
         self.custom_nodes_directory = self.base_directory / "custom_nodes"
         self._extra: dict[str, list[Path]] = {}
+        self._extra_first: dict[str, list[Path]] = {}  # extra_model_paths `is_default` entries
         self._listing_cache: dict[str, _ListingCacheEntry] = {}
 
     # ---- layout -------------------------------------------------------------------------
@@ -122,10 +137,15 @@ class FolderPaths:
         for dirs, _ in MODEL_FOLDERS.values():
             (self.models_directory / dirs[0]).mkdir(parents=True, exist_ok=True)
 
-    def add_model_folder(self, folder: str, directory: str | os.PathLike[str]) -> None:
-        """Add an extra search directory for a model folder key (extra_model_paths style)."""
+    def add_model_folder(self, folder: str, directory: str | os.PathLike[str], *,
+                         first: bool = False) -> None:
+        """Add a search directory for a model folder key (extra_model_paths.yaml, packs):
+        after models/, or ahead of it with `first`. A directory already searched is kept once."""
         key = self._key(folder)
-        self._extra.setdefault(key, []).append(Path(directory).resolve())
+        path = Path(directory).expanduser().absolute()
+        if path in self.get_folder_paths(key):
+            return
+        (self._extra_first if first else self._extra).setdefault(key, []).append(path)
         self._listing_cache.pop(key, None)
 
     @staticmethod
@@ -142,7 +162,8 @@ class FolderPaths:
         """Every directory searched for a model folder key, in priority order."""
         key = self._key(folder)
         dirs, _ = MODEL_FOLDERS[key]
-        return [self.models_directory / d for d in dirs] + self._extra.get(key, [])
+        return (self._extra_first.get(key, []) + [self.models_directory / d for d in dirs]
+                + self._extra.get(key, []))
 
     def get_directory_by_type(self, kind: str) -> Path:
         """The input/output/temp directory by its ComfyUI name ("input", "output", "temp")."""
@@ -185,9 +206,11 @@ class FolderPaths:
         return True
 
     def get_full_path(self, folder: str, name: str) -> Path | None:
-        """The existing file `name` inside a model folder, or None; escaping names raise."""
+        """The existing file `name` inside a model folder, or None; escaping names raise.
+        Symlinks inside the folder are followed (see `model_file_path`), so every name
+        `get_filename_list` offers loads."""
         for root in self.get_folder_paths(folder):
-            candidate = contained_path(root, name)
+            candidate = model_file_path(root, name)
             if candidate.is_file():
                 return candidate
         return None
@@ -204,15 +227,25 @@ class FolderPaths:
 
 
 def _walk(roots: list[Path], extensions: frozenset[str] | None) -> tuple[list[str], tuple]:
-    """Recursive listing of several roots; returns names and the mtimes of walked directories."""
+    """Recursive listing of several roots, following symlinked folders (but not a link back to
+    a folder above, so a loop ends) and listing only names that are files (no dangling links);
+    returns the names and the mtimes of the walked directories."""
     names: set[str] = set()
     stamps: list[tuple[str, float]] = []
     for root in roots:
         if not root.is_dir():
             stamps.append((str(root), -1.0))
             continue
+        chains: dict[str, frozenset[str]] = {str(root): frozenset({os.path.realpath(root)})}
         for directory, subdirs, files in os.walk(root, followlinks=True):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            chain = chains.pop(directory, frozenset())
+            kept = []
+            for name in sorted(d for d in subdirs if not d.startswith(".")):
+                real = os.path.realpath(os.path.join(directory, name))
+                if real not in chain:  # a link back to a folder above: a loop, not walked
+                    kept.append(name)
+                    chains[os.path.join(directory, name)] = chain | {real}
+            subdirs[:] = kept
             try:
                 stamps.append((directory, os.stat(directory).st_mtime))
             except OSError:
@@ -223,6 +256,8 @@ def _walk(roots: list[Path], extensions: frozenset[str] | None) -> tuple[list[st
                     continue
                 suffix = os.path.splitext(filename)[1].lower()
                 if extensions is not None and suffix not in extensions:
+                    continue
+                if not os.path.isfile(os.path.join(directory, filename)):
                     continue
                 rel = rel_dir / filename
                 names.add(str(rel) if str(rel_dir) != "." else filename)

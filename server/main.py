@@ -150,6 +150,7 @@ async def serve(runtime: EngineRuntime, config: ServerConfig,
 def main(argv: list[str] | None = None) -> int:
     from app.bootstrap import create_runtime
     from app.settings import Settings
+    from engine.extra_model_paths import ExtraModelPathsError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -157,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     config = config_from_args(args)
     settings = Settings.from_args(args)
-    runtime = create_runtime(settings)
+    try:
+        runtime = create_runtime(settings)
+    except ExtraModelPathsError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 1
     try:
         return asyncio.run(serve(runtime, config))
     except KeyboardInterrupt:
