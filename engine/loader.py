@@ -53,6 +53,7 @@ def load_package_modules(registry: NodeRegistry, package: ModuleType) -> list[st
             registry.report_problem(module_name, "NODE_CLASS_MAPPINGS is not a dict")
             continue
         registry.register_mappings(mappings, getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None), module_name)
+        registry.aliases.update(getattr(module, "NODE_ALIASES", None) or {})
         loaded.append(module_name)
     return loaded
 
@@ -214,12 +215,21 @@ def load_custom_node_packs(registry: NodeRegistry, directory: Path, *, comfyui_c
             summary[pack] = {"ok": False, "nodes": [], "seconds": time.perf_counter() - started}
             continue
         mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+        display_names = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None)
+        if mappings is None and callable(getattr(module, "comfy_entrypoint", None)) and comfyui_compat:
+            try:  # a V3 pack: its extension lists the node classes
+                from comfy_api.latest import entrypoint_mappings
+
+                mappings, display_names = entrypoint_mappings(module.comfy_entrypoint)
+            except Exception as exc:
+                registry.report_problem(source, f"comfy_entrypoint failed: {type(exc).__name__}: {exc}",
+                                        traceback.format_exc())
+                mappings = {}
         nodes: list[str] = []
         if not isinstance(mappings, dict):
             registry.report_problem(source, "pack exports no NODE_CLASS_MAPPINGS dict; skipped")
         else:
-            nodes = registry.register_mappings(mappings, getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None),
-                                               f"custom_nodes.{pack}", source)
+            nodes = registry.register_mappings(mappings, display_names, f"custom_nodes.{pack}", source)
         web = getattr(module, "WEB_DIRECTORY", None)
         if isinstance(web, str) and entry.is_dir():
             try:

@@ -169,7 +169,8 @@ class NodeDefinition:
         if isinstance(return_types, str) or not isinstance(return_types, (tuple, list)):
             raise NodeRegistrationError(f"{name}: RETURN_TYPES must be a tuple")
         return_names = getattr(node_class, "RETURN_NAMES", None) or tuple(return_types)
-        is_list = getattr(node_class, "OUTPUT_IS_LIST", None) or (False,) * len(return_types)
+        is_list = tuple(getattr(node_class, "OUTPUT_IS_LIST", None) or ())
+        is_list += (False,) * (len(return_types) - len(is_list))  # ComfyUI reads missing entries as False
         if len(return_names) != len(return_types) or len(is_list) != len(return_types):
             raise NodeRegistrationError(
                 f"{name}: RETURN_NAMES/OUTPUT_IS_LIST must have one entry per RETURN_TYPES entry")

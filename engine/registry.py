@@ -30,6 +30,8 @@ class NodeRegistry:
     _definitions: dict[str, NodeDefinition] = field(default_factory=dict)
     problems: list[LoadProblem] = field(default_factory=list)
     web_directories: dict[str, Path] = field(default_factory=dict)
+    # Old names of renamed built-ins (old -> new); used only while no node has the old name.
+    aliases: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def register(self, name: str, cls: type, display_name: str | None = None,
@@ -53,6 +55,9 @@ class NodeRegistry:
         registered = []
         display_names = display_names or {}
         for name, cls in class_mappings.items():
+            if isinstance(cls, type) and not hasattr(cls, "FUNCTION"):  # ComfyUI skips these too
+                log.info("%s: %s has no FUNCTION (an info-only class); not registered", source or module, name)
+                continue
             try:
                 self.register(name, cls, display_name=display_names.get(name), module=module)
             except NodeRegistrationError as exc:
@@ -67,12 +72,18 @@ class NodeRegistry:
 
     def get(self, name: str) -> NodeDefinition:
         try:
-            return self._definitions[name]
+            return self._definitions[self._resolve(name)]
         except KeyError:
             raise UnknownNodeError(f"node {name!r} does not exist") from None
 
+    def _resolve(self, name: str) -> str:
+        if name not in self._definitions and name in self.aliases:
+            return self.aliases[name]
+        return name
+
     def current(self, name: str) -> NodeDefinition:
         """The definition with INPUT_TYPES re-read (dynamic combos such as file lists)."""
+        name = self._resolve(name)
         definition = self.get(name)
         fresh = definition.refreshed()
         if fresh is not definition:
@@ -81,7 +92,7 @@ class NodeRegistry:
         return fresh
 
     def __contains__(self, name: object) -> bool:
-        return name in self._definitions
+        return name in self._definitions or (isinstance(name, str) and self.aliases.get(name) in self._definitions)
 
     def __len__(self) -> int:
         return len(self._definitions)

@@ -195,13 +195,15 @@ class ImageScale:
     CATEGORY = "image/upscaling"
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
+    upscale_methods = list(UPSCALE_METHODS)  # ComfyUI's class attributes; packs build combos from them
+    crop_methods = ["disabled", "center"]
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"image": ("IMAGE",), "upscale_method": (list(UPSCALE_METHODS),),
                              "width": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 1}),
                              "height": ("INT", {"default": 512, "min": 0, "max": MAX_RESOLUTION, "step": 1}),
-                             "crop": (["disabled", "center"],)}}
+                             "crop": (list(cls.crop_methods),)}}
 
     def upscale(self, image: torch.Tensor, upscale_method: str, width: int, height: int, crop: str):
         if width == 0 and height == 0:

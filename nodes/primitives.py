@@ -91,13 +91,15 @@ NODE_CLASS_MAPPINGS = {
     "PrimitiveString": PrimitiveString,
     "PrimitiveStringMultiline": PrimitiveStringMultiline,
     "PrimitiveBoolean": PrimitiveBoolean,
-    "Seed": Seed,
+    "PrimitiveSeed": Seed,
 }
+# Renamed from "Seed", a name packs use (WAS node suite); workflows saved with it still load.
+NODE_ALIASES = {"Seed": "PrimitiveSeed"}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PrimitiveInt": "Int",
     "PrimitiveFloat": "Float",
     "PrimitiveString": "String",
     "PrimitiveStringMultiline": "String (Multiline)",
     "PrimitiveBoolean": "Boolean",
-    "Seed": "Seed",
+    "PrimitiveSeed": "Seed",
 }
