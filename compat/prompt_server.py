@@ -47,6 +47,9 @@ class PromptServer:
 
     def __init__(self) -> None:
         self.routes = web.RouteTableDef()
+        # Packs also call `instance.app.add_routes([web.static(...)])` / `app.router.add_get(...)`:
+        # a never-started application whose resources server.app moves into the real one.
+        self.app = web.Application()
         self.client_id: str | None = None  # ComfyUI: the last client that connected
         self.last_node_id: str | None = None
         self.last_prompt_id: str | None = None

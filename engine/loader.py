@@ -212,7 +212,7 @@ def load_custom_node_packs(registry: NodeRegistry, directory: Path, *, comfyui_c
         if refused:
             registry.report_problem(source, f"pip install at run time refused: {'; '.join(refused)}")
         if module is None:
-            summary[pack] = {"ok": False, "nodes": [], "seconds": time.perf_counter() - started}
+            summary[pack] = {"source": source, "ok": False, "nodes": [], "seconds": time.perf_counter() - started}
             continue
         mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
         display_names = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None)
@@ -239,6 +239,6 @@ def load_custom_node_packs(registry: NodeRegistry, directory: Path, *, comfyui_c
             else:
                 if web_dir.is_dir():
                     registry.web_directories[pack] = web_dir
-        summary[pack] = {"ok": len(registry.problems) == problems_before, "nodes": nodes,
+        summary[pack] = {"source": source, "ok": len(registry.problems) == problems_before, "nodes": nodes,
                          "seconds": time.perf_counter() - started}
     return summary

@@ -90,6 +90,8 @@ def _attach_pack_server(runtime: EngineRuntime, app: web.Application, hub: WebSo
     pack_server.bind(lambda event, data, sid: hub.post(hub.send, event, data, sid))
     try:
         app.router.add_routes(pack_server.routes)
+        for resource in pack_server.app.router.resources():
+            app.router.register_resource(resource)
     except (RuntimeError, ValueError) as exc:  # e.g. a pack route clashing with one of ours
         log.error("routes added by node packs were not installed: %s", exc)
 

@@ -17,7 +17,7 @@ def packs_status(runtime: Any) -> dict[str, Any]:
     packs: dict[str, Any] = {}
     problems = runtime.registry.problems
     for name, result in sorted(getattr(runtime, "custom_packs", {}).items()):
-        source = f"custom_nodes/{name}"
+        source = result.get("source", f"custom_nodes/{name}")
         packs[name] = {"ok": bool(result.get("ok")), "nodes": list(result.get("nodes", ())),
                        "seconds": round(float(result.get("seconds", 0.0)), 3),
                        "problems": [p.message for p in problems if p.source == source]}
