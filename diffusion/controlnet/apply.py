@@ -44,3 +44,30 @@ def apply_control(
             entries.append([context, options])
         out.append(entries)
     return out
+
+
+def controls_to_uncond(positive: list[list], negative: list[list]) -> list[list]:
+    """ComfyUI's rule for ControlNetApply (OLD): its controls also steer the negative prompt.
+
+    When no whole-image negative entry has a control, each whole-image positive control marked
+    ``control_apply_to_uncond`` is given to the whole-image negatives in turn (entries copied, a
+    negative entry added when there are more controls than negatives). Otherwise nothing changes.
+    """
+    controls = [options["control"] for _, options in positive
+                if "area" not in options and options.get("control") is not None
+                and options.get("control_apply_to_uncond", False)]
+    plain = [index for index, (_, options) in enumerate(negative) if "area" not in options]
+    if not controls or not plain:
+        return negative
+    if any(negative[index][1].get("control") is not None for index in plain):
+        return negative
+    out = [list(entry) for entry in negative]
+    for number, control in enumerate(controls):
+        index = plain[number % len(plain)]
+        context, options = negative[index]
+        entry = [context, {**options, "control": control}]
+        if number < len(plain):
+            out[index] = entry
+        else:
+            out.append(entry)
+    return out

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from diffusion.controlnet.apply import controls_to_uncond
 from diffusion.sampling.guidance import CFGDenoiser, CondChunk, prepare_conds
 from diffusion.sampling.model_sampling import DiscreteModelSampling, model_sampling_from_config
 from diffusion.sampling.noise import cpu_generator, prepare_noise
@@ -177,9 +178,12 @@ def run_sampler(
     latent = latent_format.process_in(latent_image.to(device, torch.float32))
     sigmas = sigmas.detach().to("cpu", torch.float32)
     mask = prepare_mask(denoise_mask, latent.shape).to(device) if denoise_mask is not None else None
+    conditioning = dict(conditioning or {"positive": positive, "negative": negative})
+    if "positive" in conditioning and "negative" in conditioning:
+        conditioning["negative"] = controls_to_uncond(conditioning["positive"], conditioning["negative"])
     conds = {
         name: prepare_conds(c, model, ms, latent.shape, latent_image=latent, denoise_mask=mask, device=device)
-        for name, c in (conditioning or {"positive": positive, "negative": negative}).items()
+        for name, c in conditioning.items()
     }
     if max_batch is None:
         max_batch = default_max_batch(model, latent.shape)

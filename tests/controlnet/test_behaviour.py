@@ -196,3 +196,21 @@ def test_copies_share_one_network_in_the_cache_accounting(tiny_controlnet, cpu_m
     one = value_nbytes(control)
     both = value_nbytes([control, control.copy().set_cond_hint(torch.zeros(1, 3, 8, 8))])
     assert one > 1_000_000 and both < one + 10_000
+
+
+def test_the_old_apply_node_steers_the_negative_too_and_the_advanced_one_does_not(sd1, tiny_controlnet, cpu_manager):
+    from diffusion.controlnet.apply import apply_control
+
+    control = load_controlnet(tiny_controlnet("sd1"), cpu_manager)
+    batches = []
+    control.network.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    image = torch.rand(1, 64, 64, 3)
+    positive, negative = _conds()
+    (old,) = apply_control([positive], control, image, 1.0, apply_to_uncond=True)
+    _sample(sd1, old, negative, steps=1)
+    assert batches == [2]  # cond and uncond rows in one ControlNet call
+    batches.clear()
+    advanced, _ = apply_control([positive, []], control, image, 1.0)
+    _sample(sd1, advanced, negative, steps=1)
+    assert batches == [1]  # ControlNetApplyAdvanced: only where it was attached
+    assert negative[0][1] == {}  # the caller's conditioning is never modified
