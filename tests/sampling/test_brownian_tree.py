@@ -136,11 +136,11 @@ def _within(seconds: float, call):
 
 
 def test_sde_noise_is_prefetched_only_where_the_model_leaves_the_cpu_idle():
-    from diffusion.sampling import samplers
+    from diffusion.sampling.samplers import common
 
     sigmas = get_sigmas_karras(6, 0.03, 14.6).float()
-    on_cpu = samplers._brownian(torch.zeros(1, 4, 4, 4), sigmas, {"seed": 1}, None)
-    on_accelerator = samplers._brownian(torch.zeros(1, 4, 4, 4, device="meta"), sigmas, {"seed": 1}, None)
+    on_cpu = common._brownian(torch.zeros(1, 4, 4, 4), sigmas, {"seed": 1}, None)
+    on_accelerator = common._brownian(torch.zeros(1, 4, 4, 4, device="meta"), sigmas, {"seed": 1}, None)
     assert not on_cpu._pending  # on the CPU a prefetch thread only competes with the sampler
     assert len(on_accelerator._pending) == 5  # every step with noise, computed while the model runs
     assert on_accelerator(sigmas[0], sigmas[1]).device.type == "meta"

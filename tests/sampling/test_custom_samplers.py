@@ -3,9 +3,8 @@ CFG++ update rules (Chung et al. 2024) written out in σ form."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,11 +13,11 @@ import torch.nn.functional as F
 
 from diffusion.sampling import samplers
 from diffusion.sampling.model_sampling import scaled_linear_sigmas
+from diffusion.sampling.samplers import multistep
 from diffusion.sampling.schedulers import get_sigmas_karras
 from nodes import samplers as nodes
 from tests.sampling.fakes import fake_denoiser
 from tests.support.reference_imports import import_k_diffusion
-
 
 
 def K():  # noqa: N802 - imported on first use: its torchvision stub must not precede other modules' imports
@@ -477,7 +476,7 @@ def test_deis_weights_integrate_polynomials_in_vp_time_over_sigma():
     """Σ_j C_j P(t_j) = ∫ P(t) dσ(t) over the step for P of degree < order (scipy's quad)."""
     from scipy.integrate import quad
 
-    beta_min, beta_d = samplers._deis_vp()
+    beta_min, beta_d = multistep._deis_vp()
     sigma_of = lambda t: math.sqrt(math.expm1(beta_d * t * t / 2 + beta_min * t))  # noqa: E731
     t_of = lambda s: (math.sqrt(beta_min**2 + 2 * beta_d * math.log(s * s + 1)) - beta_min) / beta_d  # noqa: E731
     sigmas = [14.6, 9.0, 5.0, 2.5, 1.0, 0.0]
