@@ -10,7 +10,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from diffusion.controlnet.apply import controls_to_uncond
 from diffusion.sampling.guidance import CFGDenoiser, CondChunk, prepare_conds
 from diffusion.sampling.model_sampling import DiscreteModelSampling, model_sampling_from_config
 from diffusion.sampling.noise import cpu_generator, prepare_noise
@@ -180,6 +179,9 @@ def run_sampler(
     mask = prepare_mask(denoise_mask, latent.shape).to(device) if denoise_mask is not None else None
     conditioning = dict(conditioning or {"positive": positive, "negative": negative})
     if "positive" in conditioning and "negative" in conditioning:
+        # imported here: diffusion.controlnet's loader imports the checkpoint loader, which imports us
+        from diffusion.controlnet.apply import controls_to_uncond
+
         conditioning["negative"] = controls_to_uncond(conditioning["positive"], conditioning["negative"])
     conds = {
         name: prepare_conds(c, model, ms, latent.shape, latent_image=latent, denoise_mask=mask, device=device)
