@@ -14,12 +14,12 @@ WEB_STAMP := web/dist/.built
 NO_DEPS_RUNTIME := open_clip_torch==3.3.0 spandrel==0.4.2
 NO_DEPS_DEV := k-diffusion==0.1.1.post1 clip-anytorch==2.6.0 peft==0.21.2 lycoris_lora==4.1.3
 
-.PHONY: run test setup setup-dev web chromium test-python test-web demo-checkpoint clean
+.PHONY: run test desktop desktop-install setup setup-dev web chromium desktop-system test-python test-web demo-checkpoint clean
 
 run: setup web demo-checkpoint
 	$(PY) main.py $(ARGS)
 
-test: setup-dev web chromium
+test: setup-dev web chromium desktop-system
 	$(MAKE) --no-print-directory test-python test-web
 
 setup: $(RUNTIME_STAMP)
@@ -50,6 +50,24 @@ $(WEB_STAMP): $(shell find web -path web/node_modules -prune -o -path web/dist -
 chromium:
 	@if [ -f web/package.json ] && ! command -v chromium >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium not installed; browser tests will be skipped"; \
+	fi
+
+# Desktop mode (`main.py --desktop`): pywebview over Debian's WebKitGTK. PyGObject comes from
+# Debian (python3-gi) because PyPI only has it as a source build; desktop/system_modules.py lends
+# it to the venv. Xvfb lets the tests open the window without a screen.
+DESKTOP_DEBS := python3-gi gir1.2-webkit2-4.1 xvfb
+DESKTOP_PY := pywebview==6.2.1
+
+desktop: setup web demo-checkpoint desktop-system
+	$(PIP) install --quiet $(DESKTOP_PY)
+	$(PY) main.py --desktop $(ARGS)
+
+desktop-install: setup
+	$(PY) main.py desktop-install
+
+desktop-system:
+	@if ! command -v Xvfb >/dev/null || ! [ -d /usr/lib/python3/dist-packages/gi ] || ! ls /usr/lib/*/girepository-1.0/WebKit2-4.1.typelib >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends $(DESKTOP_DEBS) >/dev/null) || echo "warning: $(DESKTOP_DEBS) not installed; the desktop window test will be skipped"; \
 	fi
 
 demo-checkpoint: setup

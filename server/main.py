@@ -50,6 +50,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                        help="serve the editor from DIR instead of web/dist, e.g. the official "
                             "ComfyUI frontend (pip install comfyui-frontend-package; its "
                             "comfyui_frontend_package/static folder)")
+    group.add_argument("--auto-launch", action="store_true",
+                       help="open the editor in the default web browser once the server is up")
+    group.add_argument("--desktop", action="store_true",
+                       help="open the editor in its own window (a private server on a free "
+                            "loopback port); extra arguments are workflow files to open")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +152,14 @@ async def serve(runtime: EngineRuntime, config: ServerConfig,
     return 0
 
 
+def open_in_browser(url: str) -> None:
+    """--auto-launch: the default browser, from a thread (some browsers block until they exit)."""
+    import threading
+    import webbrowser
+
+    threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     from app.bootstrap import create_runtime
     from app.settings import Settings
@@ -163,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     except ExtraModelPathsError as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 1
+    on_ready = (lambda ports: open_in_browser(server_urls(config, ports[0] if ports else config.port)[0])
+                if args.auto_launch else None)
     try:
-        return asyncio.run(serve(runtime, config))
+        return asyncio.run(serve(runtime, config, on_ready=on_ready))
     except KeyboardInterrupt:
         return 0

@@ -11,6 +11,7 @@ import { defaultWorkflow } from "./model/defaultWorkflow";
 import { type NodeDef, type NodeDefs, parseObjectInfo } from "./model/nodedefs";
 import { toFile } from "./model/fileFormat";
 import { emptyWorkflow, type WorkflowDoc } from "./model/workflow";
+import { DesktopShell, whenDesktop, windowTitle } from "./ui/desktop";
 import { confirmDialog, dropdownMenu, h, type MenuItem, promptText, toast } from "./ui/dom";
 import { FileIO, splitInputName } from "./ui/fileIO";
 import { LibraryPanel } from "./ui/library";
@@ -86,6 +87,11 @@ export class App {
     window.addEventListener("beforeunload", () => {
       this.syncActive();
       this.workspace.writeSessionNow();
+    });
+    whenDesktop((api) => {
+      this.files.desktop = new DesktopShell(api, this.files, this.workspace, (tab) => this.switchTo(tab));
+      this.updateTitle();
+      void this.files.desktop.pullFiles();
     });
     this.ready = true;
     document.body.dataset.ready = "true";
@@ -297,6 +303,14 @@ export class App {
       close.addEventListener("click", () => this.closeTab(tab));
       this.tabsEl.append(el);
     }
+    this.updateTitle();
+  }
+
+  /** The page title (and the desktop window's) names the active workflow. */
+  private updateTitle(): void {
+    const title = windowTitle(this.workspace.active);
+    document.title = title;
+    this.files.desktop?.setTitle(title);
   }
 
   /** Store the canvas into the active tab before leaving it. */

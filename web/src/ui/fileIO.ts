@@ -14,6 +14,7 @@ import type { NodeDefs } from "../model/nodedefs";
 import { readPngText } from "../model/png";
 import { workflowToPrompt } from "../model/prompt";
 import { isOurWorkflow, validateWorkflow, type WorkflowDoc } from "../model/workflow";
+import type { DesktopShell } from "./desktop";
 import { h, promptText, toast } from "./dom";
 import { displayName, type Tab, type Workspace } from "./workspace";
 
@@ -44,6 +45,9 @@ export function splitInputName(name: string): ImageRef {
 }
 
 export class FileIO {
+  /** Set in desktop mode: native dialogs and files on disk instead of the browser's. */
+  desktop: DesktopShell | null = null;
+
   constructor(private readonly host: FileHost) {}
 
   private get editor(): GraphEditor {
@@ -64,7 +68,8 @@ export class FileIO {
     this.host.syncActive();
     try {
       await this.workspace.save(tab);
-      toast(`Saved ${displayName(tab.path)}`, "success");
+      await this.desktop?.writeBack(tab);
+      toast(`Saved ${tab.file?.path ?? displayName(tab.path)}`, "success");
     } catch (e) {
       toast("Save failed", "error", String(e));
     }
@@ -73,6 +78,11 @@ export class FileIO {
   async saveAs(): Promise<void> {
     const tab = this.workspace.active;
     if (!tab) return;
+    if (this.desktop) {
+      this.host.syncActive();
+      await this.desktop.saveAs(tab).catch((e) => toast("Save failed", "error", String(e)));
+      return;
+    }
     const name = await promptText("Save workflow as", displayName(tab.path));
     if (!name) return;
     this.host.syncActive();
@@ -210,8 +220,13 @@ export class FileIO {
     return toComfyUi(this.editor.toDoc(), this.defs);
   }
 
-  /** Open a dropped or chosen file (workflow JSON or an image with embedded workflow). */
-  async openFile(file: File): Promise<void> {
+  /** The active workflow as a file's text, in our format or ComfyUI's. */
+  activeText(format: "latentgraph" | "comfyui"): string {
+    return JSON.stringify(format === "comfyui" ? this.currentComfyUi() : this.currentFile(), null, 2);
+  }
+
+  /** Open a dropped or chosen file (workflow JSON or an image with embedded workflow); its tab. */
+  async openFile(file: File): Promise<Tab | null> {
     const name = file.name.replace(/\.(json|png)$/i, "");
     try {
       let loaded: LoadedDoc;
@@ -223,11 +238,13 @@ export class FileIO {
       } else {
         loaded = this.parseWorkflowText(await file.text(), name);
       }
-      await this.host.newWorkflow(loaded.doc, loaded.name);
+      const tab = await this.host.newWorkflow(loaded.doc, loaded.name);
       this.reportWarnings(loaded);
       toast(`Loaded ${file.name}`, "success");
+      return tab;
     } catch (e) {
       toast(`Could not load ${file.name}`, "error", e instanceof Error ? e.message : String(e));
+      return null;
     }
   }
 
@@ -236,6 +253,10 @@ export class FileIO {
   }
 
   openFileDialog(): void {
+    if (this.desktop) {
+      void this.desktop.openDialog().catch((e) => toast("Open failed", "error", String(e)));
+      return;
+    }
     const input = h("input", { type: "file", accept: ".json,.png,application/json,image/png" });
     input.addEventListener("change", () => {
       const f = input.files?.[0];

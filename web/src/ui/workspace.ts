@@ -16,6 +16,16 @@ export interface Tab {
   savedKey: string;
   /** Last run's images per node id, re-shown when the tab is activated again. */
   outputs: Record<string, ImageRef[]>;
+  /** Desktop mode: the file on disk this tab was opened from or saved as (ui/desktop.ts). */
+  file?: DiskFile;
+}
+
+export interface DiskFile {
+  path: string;
+  name: string;
+  format: "latentgraph" | "comfyui";
+  /** docKey of the document last written to the file. */
+  savedKey: string;
 }
 
 const SESSION_KEY = "lg.session.v1";
