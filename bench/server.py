@@ -1,8 +1,9 @@
 """Server latency and throughput on trivial prompts, over real loopback HTTP + websocket.
 
-    .venv/bin/python bench/server.py [--cached 200] [--throughput 300]
+    .venv/bin/python bench/server.py [--cached 200] [--throughput 300] [--mode both]
 
-Measures, against a real server started in this process (test node pack, no models):
+Measures, against a real server started in this process (test node pack, no models), with
+prompts run in the server process and in a worker process (the default since #19):
 - queue→first-event: POST /prompt sent → `execution_start` received on the websocket;
 - cached end to end: POST /prompt → closing `executing {node: null}` for a prompt whose every
   node is a cache hit (goal: ≤ 5 ms);
@@ -29,6 +30,7 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 
 from server.context import ServerConfig  # noqa: E402
+from server.workers.recipe import RuntimeRecipe  # noqa: E402
 from tests.server.harness import ServerThread, make_runtime  # noqa: E402
 
 
@@ -79,7 +81,7 @@ def summary(values: list[float]) -> dict[str, float]:
             "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 3)}
 
 
-def default_workflow_figures(runs: int) -> dict[str, float]:
+def default_workflow_figures(runs: int, worker_process: bool) -> dict[str, float]:
     from app.bootstrap import create_runtime
     from app.settings import Settings
     from tests.server.test_default_workflow import CHECKPOINT
@@ -87,9 +89,11 @@ def default_workflow_figures(runs: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as base:
         make_tiny_checkpoint("sd1", Path(base) / "models" / "checkpoints" / CHECKPOINT)
-        runtime = create_runtime(Settings(base_directory=Path(base), cpu=True, cache_ram_gb=1.0,
-                                          preview_method="none"), load_custom_nodes=False)
-        with ServerThread(runtime, ServerConfig(port=0)) as server:
+        settings = Settings(base_directory=Path(base), cpu=True, cache_ram_gb=1.0,
+                            preview_method="none", disable_all_custom_nodes=True)
+        runtime = create_runtime(settings, load_custom_nodes=False)
+        recipe = RuntimeRecipe("app.bootstrap:create_runtime", (settings,)) if worker_process else None
+        with ServerThread(runtime, ServerConfig(port=0, worker_recipe=recipe)) as server:
             return asyncio.run(measure_cached_default_workflow(server.base, runs))
 
 
@@ -139,27 +143,46 @@ async def measure(base: str, cached_runs: int, throughput_runs: int) -> dict[str
             "goal_cached_ms": 5.0}
 
 
+def mode_figures(args: argparse.Namespace, worker_process: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as base:
+        runtime = make_runtime(Path(base))
+        recipe = RuntimeRecipe("tests.server.harness:make_runtime", (Path(base),)) \
+            if worker_process else None
+        with ServerThread(runtime, ServerConfig(port=0, worker_recipe=recipe)) as server:
+            figures = asyncio.run(measure(server.base, args.cached, args.throughput))
+    if args.default_workflow > 0:
+        figures["cached_default_workflow_end_to_end"] = default_workflow_figures(
+            args.default_workflow, worker_process)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cached", type=int, default=200, help="sequential cached prompts")
     parser.add_argument("--throughput", type=int, default=300, help="prompts queued at once")
     parser.add_argument("--default-workflow", type=int, default=50,
                         help="cached runs of the default workflow on a tiny checkpoint (0: skip)")
+    parser.add_argument("--mode", choices=("both", "in-process", "worker"), default="both",
+                        help="where prompts run (default: both, side by side)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as base:
-        runtime = make_runtime(Path(base))
-        with ServerThread(runtime, ServerConfig(port=0)) as server:
-            figures = asyncio.run(measure(server.base, args.cached, args.throughput))
-    if args.default_workflow > 0:
-        figures["cached_default_workflow_end_to_end"] = default_workflow_figures(
-            args.default_workflow)
-    for name in ("queue_to_first_event", "cached_prompt_end_to_end",
-                 "cached_default_workflow_end_to_end"):
-        if name not in figures:
-            continue
-        print(f"{name}: {figures[name]}")
-    print(f"throughput: {figures['throughput_prompts_per_s']} prompts/s")
-    print(json.dumps({"bench": "server", **figures}))
+    modes = {"in-process": [False], "worker": [True], "both": [False, True]}[args.mode]
+    results: dict[str, Any] = {}
+    for worker_process in modes:
+        label = "worker_process" if worker_process else "in_process"
+        figures = results[label] = mode_figures(args, worker_process)
+        for name in ("queue_to_first_event", "cached_prompt_end_to_end",
+                     "cached_default_workflow_end_to_end"):
+            if name in figures:
+                print(f"{label} {name}: {figures[name]}")
+        print(f"{label} throughput: {figures['throughput_prompts_per_s']} prompts/s")
+    if len(results) == 2:
+        inside, worker = results["in_process"], results["worker_process"]
+        results["worker_minus_in_process_p50_ms"] = {
+            name: round(worker[name]["p50_ms"] - inside[name]["p50_ms"], 3)
+            for name in ("queue_to_first_event", "cached_prompt_end_to_end",
+                         "cached_default_workflow_end_to_end") if name in inside}
+        results["goal_added_ms"] = 2.0
+    print(json.dumps({"bench": "server", **results}))
     return 0
 
 

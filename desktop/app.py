@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     from app.bootstrap import create_runtime
     from app.settings import Settings
     from engine.extra_model_paths import ExtraModelPathsError
-    from server.main import config_from_args
+    from server.main import config_from_args, worker_recipe
     from server.security import SecurityPolicy
 
     args = build_parser().parse_args(argv)
@@ -59,6 +59,7 @@ def main(argv: list[str]) -> int:
         print("Desktop mode serves only this machine; drop --listen.", file=sys.stderr)
         return 2
     settings = Settings.from_args(args)
+    config.worker_recipe = worker_recipe(args, settings)
     user_directory = settings.user_directory or settings.base_directory / "user"
     files = [str(Path(f).expanduser().resolve()) for f in args.files]
     bridge = DesktopBridge()

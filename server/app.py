@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +24,7 @@ from server.security import (LOOPBACK_NAMES, SecurityPolicy, error_middleware,
                              security_headers_middleware, security_middleware)
 from server.store import JobStore
 from server.worker import Worker
+from server.workers.process import ProcessExecutor
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,13 @@ def build_app(runtime: EngineRuntime, config: ServerConfig) -> web.Application:
         log.warning("job %s was running when the server stopped; marked failed", job.prompt_id)
     hub = WebSocketHub(None)
     job_queue = JobQueue(store, on_change=lambda: hub.post(hub.status_changed))
-    worker = Worker(job_queue, hub, runtime.executor, free_memory_function(runtime))
-    ctx = ServerContext(runtime=runtime, config=config, queue=job_queue, hub=hub, worker=worker)
+    worker_process = ProcessExecutor(config.worker_recipe) if config.worker_recipe else None
+    if worker_process is not None:
+        worker = Worker(job_queue, hub, worker_process, worker_process.free)
+    else:
+        worker = Worker(job_queue, hub, runtime.executor, free_memory_function(runtime))
+    ctx = ServerContext(runtime=runtime, config=config, queue=job_queue, hub=hub, worker=worker,
+                        worker_process=worker_process)
     hub.status_provider = ctx.status
 
     app = web.Application(
@@ -100,7 +107,17 @@ async def _start(app: web.Application) -> None:
     ctx = app[CONTEXT]
     ctx.hub.loop = asyncio.get_running_loop()
     ctx.started = ctx.hub.loop.time()
+    if ctx.worker_process is not None:  # warm before the first job; that job waits if need be
+        threading.Thread(target=_start_worker_process, args=(ctx.worker_process,),
+                         daemon=True).start()
     ctx.worker.start()
+
+
+def _start_worker_process(worker_process: ProcessExecutor) -> None:
+    try:
+        worker_process.start()
+    except Exception:  # the first job retries and reports why to its client
+        log.exception("the worker process did not start")
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -110,6 +127,8 @@ async def _shutdown(app: web.Application) -> None:
 async def _cleanup(app: web.Application) -> None:
     ctx = app[CONTEXT]
     finished = await asyncio.to_thread(ctx.worker.stop, 15.0)
+    if ctx.worker_process is not None:
+        await asyncio.to_thread(ctx.worker_process.close)
     if finished:
         ctx.queue.store.close()
         return

@@ -16,6 +16,8 @@ from engine.runtime import Services
 from server.hub import WebSocketHub
 from server.jobs import JobQueue
 from server.worker import Worker
+from server.workers.process import ProcessExecutor
+from server.workers.recipe import RuntimeRecipe
 
 
 class EngineRuntime(Protocol):
@@ -39,6 +41,9 @@ class ServerConfig:
     max_upload_bytes: int = 100 * 1024 * 1024
     max_image_pixels: int = 64 * 1024 * 1024
     web_root: Path | None = None
+    # How a worker process builds its runtime; None runs prompts in the server process
+    # (`--workers 0`, and tests that hand the server a runtime built from parts).
+    worker_recipe: RuntimeRecipe | None = None
 
     @property
     def loopback_only(self) -> bool:
@@ -54,6 +59,7 @@ class ServerContext:
     queue: JobQueue
     hub: WebSocketHub
     worker: Worker
+    worker_process: ProcessExecutor | None = None  # None: prompts run in this process
     started: float = 0.0
 
     @property
@@ -68,6 +74,23 @@ class ServerContext:
     def userdata_root(self) -> Path:
         """user/default/: workflows and settings saved by the canvas (ComfyUI's layout)."""
         return Path(self.paths.user_directory) / "default"
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Where prompts run, for /system_stats."""
+        if self.worker_process is not None:
+            return [self.worker_process.describe()]
+        return [{"name": "in-process", "alive": True, "restarts": 0}]
+
+    def cache_stats(self) -> dict[str, Any]:
+        """The output cache's counters and the loaded models (a worker's: as of its last job)."""
+        if self.worker_process is not None:
+            return dict(self.worker_process.cache)
+        stats = dict(self.runtime.cache.stats())
+        manager = self.runtime.services.model_manager  # None when the runtime has no models
+        stats["models"] = [] if manager is None else [
+            {"name": m.name, "size_bytes": m.size_bytes, "on_device": m.on_device}
+            for m in manager.loaded_models()]
+        return stats
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {"exec_info": {"queue_remaining": self.queue.remaining()}}

@@ -13,7 +13,7 @@ import logging
 import signal
 import socket
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 
@@ -21,6 +21,10 @@ from server.app import build_app
 from server.context import EngineRuntime, ServerConfig
 from server.security import SecurityPolicy
 from server.store import StoreInUseError
+from server.workers.recipe import RuntimeRecipe
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 log = logging.getLogger("latentgraph.server")
 
@@ -50,6 +54,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                        help="serve the editor from DIR instead of web/dist, e.g. the official "
                             "ComfyUI frontend (pip install comfyui-frontend-package; its "
                             "comfyui_frontend_package/static folder)")
+    group.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run prompts in a worker process (default 1): a crash in a node or a "
+                            "native library then fails only its job. 0 runs them in the server "
+                            "process (debugging)")
     group.add_argument("--auto-launch", action="store_true",
                        help="open the editor in the default web browser once the server is up")
     group.add_argument("--desktop", action="store_true",
@@ -82,6 +90,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         if config.token is None:
             config.token = SecurityPolicy.generate_token()
     return config
+
+
+def worker_recipe(args: argparse.Namespace, settings: "Settings") -> RuntimeRecipe | None:
+    """How the worker process builds the same runtime as this server; None for `--workers 0`."""
+    if args.workers == 0:
+        return None
+    return RuntimeRecipe("app.bootstrap:create_runtime", (settings,))
 
 
 def _display_host(host: str) -> str:
@@ -171,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     config = config_from_args(args)
     settings = Settings.from_args(args)
+    if args.workers not in (0, 1):
+        parser.error("--workers takes 0 (run prompts in the server process) or 1")
+    config.worker_recipe = worker_recipe(args, settings)
     try:
         runtime = create_runtime(settings)
     except ExtraModelPathsError as exc:

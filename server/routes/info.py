@@ -107,7 +107,7 @@ async def system_stats(request: web.Request) -> web.Response:
                    "latentgraph_version": APP_VERSION, "required_frontend_version": "",
                    "python_version": sys.version, "pytorch_version": _version("torch"),
                    "embedded_python": False, "argv": ["main.py"]},
-        "devices": _devices(ctx)})
+        "devices": _devices(ctx), "workers": ctx.workers()})
 
 
 async def features(request: web.Request) -> web.Response:

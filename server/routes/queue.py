@@ -301,15 +301,7 @@ async def resume_queue(request: web.Request) -> web.Response:
 
 async def get_cache_stats(request: web.Request) -> web.Response:
     """Output-cache counters plus the models the memory manager holds."""
-    runtime = _ctx(request).runtime
-    stats = dict(runtime.cache.stats())
-    manager = runtime.services.model_manager  # None when the runtime has no models (tests)
-    models = []
-    if manager is not None:
-        models = [{"name": m.name, "size_bytes": m.size_bytes, "on_device": m.on_device}
-                  for m in manager.loaded_models()]
-    stats["models"] = models
-    return json_response(stats)
+    return json_response(_ctx(request).cache_stats())
 
 
 async def clear_cache(request: web.Request) -> web.Response:
